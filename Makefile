@@ -1,0 +1,48 @@
+# Everything the project needs is installed by this file into .venv, pinned by constraints.txt.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install test test-soak lint demo airflow bench sandbox clean
+
+help:
+	@echo "make demo | make test | make test-soak | make lint | make bench | make sandbox | make airflow"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip uv >/dev/null 2>&1 || true
+	@if $(VENV)/bin/uv --version >/dev/null 2>&1; then \
+		$(VENV)/bin/uv pip install -q -p $(PY) -c constraints.txt -e ".[test]"; \
+	else \
+		$(PY) -m pip install -q -c constraints.txt -e ".[test]"; \
+	fi
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check airflow_provider_fulfillment tests dags benchmarks
+	$(PY) -m pytest -q -m "not soak"
+
+test-soak: $(STAMP)
+	$(PY) -m pytest -q -m soak
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check airflow_provider_fulfillment tests dags benchmarks
+	$(VENV)/bin/ruff format --check airflow_provider_fulfillment tests dags benchmarks
+
+sandbox: $(STAMP)
+	$(PY) -m airflow_provider_fulfillment.sandbox --port 8088
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+airflow: $(STAMP)
+	$(PY) scripts/demo.py --standalone
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .demo .bench
