@@ -1,0 +1,421 @@
+"""`FulfillmentHook`: what every vendor hook shares — connection, HTTP core, paging driver, windows.
+
+Vendor hooks declare what differs (endpoints, filters, plans, parsers, state lookups); the loop that
+sends a plan's requests, recovers from expired sessions and trims records to the window lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, ClassVar, Literal
+
+import httpx
+from airflow.sdk import BaseHook
+
+from airflow_provider_fulfillment.http import (
+    ClientSettings,
+    FulfillmentAPIError,
+    FulfillmentError,
+    FulfillmentVendorError,
+    HttpCore,
+    VendorRejected,
+)
+from airflow_provider_fulfillment.paging import Page, PageRequest, PagingPlan
+from airflow_provider_fulfillment.windows import Window, to_aware_datetime
+
+log = logging.getLogger(__name__)
+
+Resource = Literal["orders", "shipments"]
+RESOURCES: tuple[Resource, ...] = ("orders", "shipments")
+
+
+class RecordNotFound(FulfillmentError, LookupError):
+    """The vendor has no record with that identifier."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A validated request for records: server-side params, the exact window, and vendor options."""
+
+    resource: Resource
+    params: dict[str, Any]
+    window: Window | None = None
+    window_field: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """Where one record stands; plain values only, so it can travel in a trigger event."""
+
+    vendor: str
+    resource: str
+    ident: str
+    found: bool
+    raw_status: str | None = None
+    status: str | None = None
+    since: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FulfillmentHook(BaseHook):
+    """Base of the DropStream, DCL and Stream hooks.
+
+    :param conn_id: the Airflow connection (its host is the whole base URL).
+    :param max_concurrency: requests in flight when paging concurrently (default: connection extra, 4).
+    :param transport: an httpx transport to use instead of the network (tests).
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+    vendor: ClassVar[str]
+    default_base_url: ClassVar[str]
+    default_window_field: ClassVar[Mapping[str, str]]
+    # Filter names accepted per resource, mapped to a validator returning the value to send.
+    filters: ClassVar[Mapping[str, Mapping[str, Callable[[str, Any], Any]]]]
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        max_concurrency: int | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.default_conn_name
+        self._max_concurrency = max_concurrency
+        self._transport = transport
+        self._async_transport = async_transport
+        self._settings: ClientSettings | None = None
+
+    # connection ----------------------------------------------------------------------
+    @property
+    def settings(self) -> ClientSettings:
+        if self._settings is None:
+            self._settings = self._settings_from(self.get_connection(self.conn_id))
+        return self._settings
+
+    async def aload_settings(self) -> ClientSettings:
+        """Read the connection without blocking the triggerer's event loop."""
+        if self._settings is None:
+            self._settings = self._settings_from(await BaseHook.aget_connection(self.conn_id))
+        return self._settings
+
+    def _settings_from(self, conn: Any) -> ClientSettings:
+        conn_type = getattr(conn, "conn_type", None)
+        if conn_type and conn_type != self.conn_type:
+            raise ValueError(
+                f"connection '{self.conn_id}' has type '{conn_type}', but {type(self).__name__} "
+                f"needs a '{self.conn_type}' connection"
+            )
+        settings = ClientSettings.from_connection(conn, self.default_base_url)
+        if self._max_concurrency is not None:
+            if self._max_concurrency < 1:
+                raise ValueError(f"max_concurrency must be at least 1, got {self._max_concurrency}")
+            settings = ClientSettings(**{**asdict(settings), "max_concurrency": self._max_concurrency})
+        return settings
+
+    @cached_property
+    def http(self) -> HttpCore:
+        return HttpCore(
+            self.settings,
+            self.build_auth(self.settings),
+            transport=self._transport,
+            async_transport=self._async_transport,
+        )
+
+    def build_auth(self, settings: ClientSettings) -> httpx.Auth | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if "http" in self.__dict__:
+            self.http.close()
+
+    def __enter__(self) -> FulfillmentHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # records -------------------------------------------------------------------------
+    def iter_orders(
+        self, *, window: Any = None, window_field: str | None = None, **filters: Any
+    ) -> Iterator[Any]:
+        """Every matching order exactly once, lazily, page after page. Bad input raises before any request."""
+        return self._records(self.prepare("orders", filters, window, window_field))
+
+    def iter_shipments(
+        self, *, window: Any = None, window_field: str | None = None, **filters: Any
+    ) -> Iterator[Any]:
+        """Every matching shipment exactly once, lazily. Bad input raises before any request."""
+        return self._records(self.prepare("shipments", filters, window, window_field))
+
+    def iter_records(self, resource: str, **kwargs: Any) -> Iterator[Any]:
+        if resource not in RESOURCES:
+            raise ValueError(f"resource must be one of {', '.join(RESOURCES)}, got {resource!r}")
+        return self.iter_orders(**kwargs) if resource == "orders" else self.iter_shipments(**kwargs)
+
+    def prepare(
+        self, resource: Resource, filters: Mapping[str, Any], window: Any, window_field: str | None
+    ) -> Query:
+        """Validate everything the caller gave, eagerly: a generator would only complain on first use."""
+        accepted = self.filters[resource]
+        unknown = sorted(set(filters) - set(accepted) - set(self.options_for(resource)))
+        if unknown:
+            raise ValueError(
+                f"{self.vendor} {resource}: unknown filter(s) {', '.join(map(repr, unknown))}; "
+                f"accepted: {', '.join(sorted({*accepted, *self.options_for(resource)}))}"
+            )
+        params: dict[str, Any] = {}
+        options: dict[str, Any] = {}
+        for name, value in filters.items():
+            if value is None:
+                continue
+            if name in accepted:
+                params[name] = accepted[name](name, value)
+            else:
+                options[name] = self.options_for(resource)[name](name, value)
+        exact_window = None if window is None else Window.coerce(window)
+        field_name = window_field or self.default_window_field[resource]
+        if exact_window is not None or window_field is not None:
+            self.check_window_field(resource, field_name)
+        if exact_window is not None:
+            params.update(self.window_params(resource, exact_window, field_name))
+        return Query(resource, params, exact_window, field_name, options)
+
+    def options_for(self, resource: Resource) -> Mapping[str, Callable[[str, Any], Any]]:
+        """Arguments that steer paging rather than filter records (e.g. `paging`, `limit`)."""
+        return {}
+
+    def check_window_field(self, resource: Resource, field_name: str) -> None:
+        allowed = self.window_fields(resource)
+        if field_name not in allowed:
+            raise ValueError(
+                f"{self.vendor} {resource}: window_field must be one of {', '.join(allowed)}, "
+                f"got {field_name!r}"
+            )
+
+    def window_fields(self, resource: Resource) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def window_params(self, resource: Resource, window: Window, field_name: str) -> dict[str, Any]:
+        """Server-side bounds for the window (possibly none: the client trims anyway)."""
+        return {}
+
+    def record_time(self, record: Any, field_name: str) -> datetime | None:
+        return getattr(record, field_name, None)
+
+    def _records(self, query: Query) -> Iterator[Any]:
+        return self.trim(self.fetch(query), query.window, query.window_field)
+
+    def trim(self, records: Iterable[Any], window: Window | None, field_name: str | None) -> Iterator[Any]:
+        """Keep exactly the records whose `field_name` lies in [start, end): vendor bounds are coarser."""
+        if window is None:
+            yield from records
+            return
+        start, end, moment_of = window.start, window.end, self.record_time
+        for record in records:
+            moment = moment_of(record, field_name or "")
+            if moment is not None and start <= moment < end:
+                yield record
+
+    def fetch(self, query: Query) -> Iterator[Any]:
+        """Every record the server returns for the query (the window is trimmed afterwards)."""
+        raise NotImplementedError
+
+    # the paging driver ---------------------------------------------------------------
+    def drive(
+        self,
+        plan: PagingPlan[Any],
+        parse: Callable[[httpx.Response], Page[Any]],
+        prefetched: Page[Any] | None = None,
+    ) -> Iterator[Any]:
+        """Send a plan's requests one after another and yield what it accepts.
+
+        `prefetched` is the answer to `plan.first()` when the caller already has it (a probe).
+        """
+        request: PageRequest | None = plan.first()
+        pages = 0
+        while request is not None:
+            if prefetched is not None:
+                page, prefetched = prefetched, None
+            else:
+                try:
+                    page = self.http.request("GET", request.path, params=request.params, parse=parse)
+                except FulfillmentAPIError as error:
+                    retry = plan.recover(request, error)
+                    if retry is None:
+                        raise
+                    log.warning(
+                        "connection '%s': %s; reopening with the original parameters", self.conn_id, error
+                    )
+                    request = retry
+                    continue
+            current = request
+            try:
+                records, request = plan.advance(current, page)
+            except VendorRejected as rejected:
+                raise self.vendor_error(current, rejected) from None
+            pages += 1
+            yield from records
+        log.debug("connection '%s': %d page(s) read", self.conn_id, pages)
+
+    def vendor_error(self, request: PageRequest, rejected: VendorRejected) -> FulfillmentVendorError:
+        return FulfillmentVendorError(
+            self.conn_id,
+            "GET",
+            request.path,
+            request.params,
+            200,
+            f"error_code {rejected.code}: {rejected.message}".rstrip(": "),
+        )
+
+    # single records and states -------------------------------------------------------
+    def get_order(self, order_id: str | int) -> Any:
+        """One order by the vendor's id (DCL: order number; Stream: id or reference number)."""
+        ident = self._check_ident("order", order_id)
+        request = self.order_request(ident)
+        try:
+            found = self.http.request(
+                "GET", request.path, params=request.params, parse=lambda r: self.parse_order(ident, r)
+            )
+        except FulfillmentAPIError as error:
+            if error.status != 404:
+                raise
+            found = None
+        if found is None:
+            raise RecordNotFound(f"connection '{self.conn_id}': {self.vendor} order {ident!r} not found")
+        return found
+
+    def order_request(self, ident: str) -> PageRequest:
+        raise NotImplementedError
+
+    def parse_order(self, ident: str, response: httpx.Response) -> Any:
+        raise NotImplementedError
+
+    def normalize(self, resource: Resource, record: Any) -> Any:
+        """The vendor record as a `common.Order` or `common.Shipment`."""
+        return record.to_common()
+
+    def state_request(self, resource: str, ident: str) -> PageRequest:
+        raise NotImplementedError
+
+    def state_from_response(self, resource: str, ident: str, response: httpx.Response) -> RecordState:
+        raise NotImplementedError
+
+    def get_state(self, resource: str, ident: str | int) -> RecordState:
+        """Where one order or shipment stands now (sensors poke with this)."""
+        ident = self._check_ident(resource, ident)
+        request = self.state_request(resource, ident)
+        try:
+            return self.http.request(
+                "GET", request.path, params=request.params,
+                parse=lambda response: self.state_from_response(resource, ident, response),
+            )
+        except FulfillmentAPIError as error:
+            if error.status == 404:
+                return RecordState(self.vendor, resource, ident, found=False)
+            raise
+
+    async def aget_state(self, resource: str, ident: str | int) -> RecordState:
+        """The async twin of `get_state`, through the same HTTP core (triggers use it)."""
+        ident = self._check_ident(resource, ident)
+        await self.aload_settings()
+        request = self.state_request(resource, ident)
+        try:
+            return await self.http.arequest(
+                "GET", request.path, params=request.params,
+                parse=lambda response: self.state_from_response(resource, ident, response),
+            )
+        except FulfillmentAPIError as error:
+            if error.status == 404:
+                return RecordState(self.vendor, resource, ident, found=False)
+            raise
+
+    @staticmethod
+    def _check_ident(resource: str, ident: str | int) -> str:
+        if resource not in ("order", "shipment"):
+            raise ValueError(f"resource must be 'order' or 'shipment', got {resource!r}")
+        text = str(ident).strip()
+        if not text:
+            raise ValueError(f"an empty {resource} identifier was given")
+        return text
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by the Airflow UI's Test button: one cheap authenticated request."""
+        try:
+            detail = self.probe()
+        except Exception as error:  # noqa: BLE001 - the UI wants a message, not a traceback
+            return False, str(error)
+        finally:
+            self.close()
+        return True, f"Connected to {self.hook_name} at {self.settings.base_url}: {detail}"
+
+    def probe(self) -> str:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- validators
+
+
+def text_value(name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"filter {name!r} must be a string, got {type(value).__name__}")
+    text = str(value).strip()
+    if not text:
+        raise ValueError(f"filter {name!r} must not be empty")
+    return text
+
+
+def id_or_name(name: str, value: Any) -> int | str:
+    if isinstance(value, bool):
+        raise ValueError(f"filter {name!r} must be an id (integer) or a name (string), got a boolean")
+    if isinstance(value, int):
+        return value
+    return text_value(name, value)
+
+
+def date_value(name: str, value: Any) -> str:
+    """Dates go out as ISO 8601 with an explicit offset; natural language is refused on purpose."""
+    return to_aware_datetime(value, f"filter {name!r}").isoformat(timespec="seconds")
+
+
+def bounded_int(low: int, high: int) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            try:
+                value = int(str(value))
+            except ValueError:
+                raise ValueError(f"{name!r} must be an integer from {low} to {high}, got {value!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"{name!r} must be from {low} to {high}, got {value}")
+        return value
+
+    return check
+
+
+def one_of(choices: Iterable[str], what: str) -> Callable[[str, Any], str]:
+    allowed = frozenset(choices)
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"{name!r}: unknown {what} {value!r}; known: {', '.join(sorted(allowed))}")
+        return value
+
+    return check
+
+
+def boolean(name: str, value: Any) -> str:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name!r} must be true or false, got {value!r}")
+    return "true" if value else "false"

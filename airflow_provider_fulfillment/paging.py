@@ -1,0 +1,277 @@
+"""Sans-IO paging plans: given the parameters and the last page, what to request next (or stop).
+
+A plan never performs IO. A driver (the hooks' sync loop, a trigger's async loop, the concurrent
+fetcher) sends `first()`, feeds each parsed page to `advance()`, and yields what it returns; when a
+request fails it asks `recover()` whether the plan knows a way on. Keeping the rules here means the
+exactly-once and never-truncated guarantees are written, and tested, once for every driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from airflow_provider_fulfillment.http import FulfillmentAPIError, FulfillmentError, VendorRejected
+from airflow_provider_fulfillment.windows import MIN_SPLIT, Window
+
+R = TypeVar("R")
+
+DROPSTREAM_RESULT_CAP = 10_000
+DROPSTREAM_MAX_LIMIT = 1000
+DCL_MAX_PAGE_SIZE = 100
+STREAM_PAGE_SIZE = 20
+# How many times one extraction may reopen an expired DropStream session before giving up.
+MAX_SESSION_REOPENS = 20
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page(Generic[R]):
+    """A parsed response: its records and the envelope's metadata (session id, totals, error code...)."""
+
+    records: Sequence[R]
+    meta: Mapping[str, Any]
+
+
+class CapReached(FulfillmentError):
+    """A page-based DropStream result set was cut at 10,000: the caller must split or use a session."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        super().__init__(
+            f"page-based result set exceeds the {DROPSTREAM_RESULT_CAP:,}-result cap"
+            + (f" (total_count {total})" if total is not None else "")
+        )
+
+
+class PagingPlan(Protocol[R]):
+    def first(self) -> PageRequest: ...
+
+    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]: ...
+
+    def recover(self, request: PageRequest, error: FulfillmentAPIError) -> PageRequest | None: ...
+
+
+class _Plan(Generic[R]):
+    def recover(self, request: PageRequest, error: FulfillmentAPIError) -> PageRequest | None:
+        return None
+
+
+# --------------------------------------------------------------------------- DropStream
+
+
+def is_session_expiry(request: PageRequest, error: FulfillmentAPIError) -> bool:
+    """Whether a failed continuation means the session expired (the status is undocumented)."""
+    if "session_id" not in request.params:
+        return False
+    if error.status in (404, 410):
+        return True
+    return error.status in (400, 422) and "session" in (error.vendor_message or "").lower()
+
+
+class DropStreamSessionPlan(_Plan[R]):
+    """Session-based paging: continue with only `session_id`; reopen on expiry; yield each record once.
+
+    When results are sorted by id (the default) the plan remembers the last id yielded and, after
+    reopening a session with the original parameters, skips everything up to it. Under any other
+    sort it remembers every id yielded, which costs memory proportional to the result.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        id_of: Callable[[R], Hashable],
+        *,
+        limit: int,
+        ordered_by_id: bool,
+        max_reopens: int = MAX_SESSION_REOPENS,
+    ) -> None:
+        self.path = path
+        self.params = {**params, "limit": limit}
+        self.params.pop("page", None)
+        self.limit = limit
+        self.id_of = id_of
+        self.ordered_by_id = ordered_by_id
+        self.max_reopens = max_reopens
+        self.reopens = 0
+        self.last_id: Any = None
+        self.seen: set[Hashable] = set()
+
+    def first(self) -> PageRequest:
+        return PageRequest(self.path, dict(self.params))
+
+    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
+        fresh = self._unseen(page.records)
+        if len(page.records) < self.limit:
+            return fresh, None
+        session_id = page.meta.get("session_id")
+        if not session_id:
+            raise FulfillmentError(f"GET {self.path}: session-based response carried no session_id")
+        return fresh, PageRequest(self.path, {"session_id": session_id})
+
+    def _unseen(self, records: Sequence[R]) -> list[R]:
+        fresh: list[R] = []
+        if self.ordered_by_id:
+            last = self.last_id
+            for record in records:
+                key = self.id_of(record)
+                if last is None or key > last:
+                    fresh.append(record)
+                    last = key
+            self.last_id = last
+        else:
+            for record in records:
+                key = self.id_of(record)
+                if key not in self.seen:
+                    self.seen.add(key)
+                    fresh.append(record)
+        return fresh
+
+    def recover(self, request: PageRequest, error: FulfillmentAPIError) -> PageRequest | None:
+        if not is_session_expiry(request, error) or self.reopens >= self.max_reopens:
+            return None
+        self.reopens += 1
+        return self.first()
+
+
+class DropStreamPagePlan(_Plan[R]):
+    """Page-based paging over a result set that must fit the 10,000 cap (else `CapReached`)."""
+
+    def __init__(self, path: str, params: Mapping[str, Any], *, limit: int) -> None:
+        self.path = path
+        self.params = {**params, "limit": limit}
+        self.limit = limit
+        self.total_pages: int | None = None
+
+    def request_for(self, page_number: int) -> PageRequest:
+        return PageRequest(self.path, {**self.params, "page": page_number})
+
+    def first(self) -> PageRequest:
+        return self.request_for(1)
+
+    def check_cap(self, page: Page[R]) -> None:
+        total = page.meta.get("total_count")
+        if page.meta.get("max_total_reached") or (total is not None and total > DROPSTREAM_RESULT_CAP):
+            raise CapReached(total)
+
+    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
+        self.check_cap(page)
+        number = int(request.params["page"])
+        total_pages = page.meta.get("total_pages")
+        if total_pages is not None:
+            self.total_pages = int(total_pages)
+        records = list(page.records)
+        if not records:
+            return records, None
+        more = number < self.total_pages if self.total_pages is not None else len(records) >= self.limit
+        return records, self.request_for(number + 1) if more else None
+
+    def remaining(self, first_page: Page[R]) -> list[PageRequest]:
+        """Every request after page 1, once page 1 has told the total (for concurrent fetching)."""
+        self.check_cap(first_page)
+        total_pages = first_page.meta.get("total_pages")
+        if total_pages is None:
+            total = first_page.meta.get("total_count")
+            if total is None:
+                raise FulfillmentError(f"GET {self.path}: page-based response carried no total_pages")
+            total_pages = -(-int(total) // self.limit)
+        return [self.request_for(n) for n in range(2, int(total_pages) + 1)]
+
+
+def split_until_fits(
+    window: Window, count: Callable[[Window], tuple[int, bool]], cap: int = DROPSTREAM_RESULT_CAP
+) -> Iterator[tuple[Window, bool]]:
+    """Halve `window` until every part holds at most `cap` results; yield the parts in time order.
+
+    `count(part)` returns (total_count, max_total_reached) from a probe of that part. Each part is
+    yielded with `True` when it fits, or `False` when it is narrower than `MIN_SPLIT` and still over
+    the cap (read it through a session). Depth-first and lazy: a caller reads each part before the
+    next is probed, so nothing piles up however dense the window is. Empty parts are skipped.
+    """
+    pending = [window]
+    while pending:
+        part = pending.pop()
+        total, cut = count(part)
+        if not cut and total <= cap:
+            if total:
+                yield part, True
+        elif part.duration <= MIN_SPLIT:
+            yield part, False
+        else:
+            first, second = part.halves()
+            pending.extend((second, first))
+
+
+# --------------------------------------------------------------------------- DCL
+
+
+class DclPagePlan(_Plan[R]):
+    """`page`/`page_size` with no total: stop at an empty or short page; an `error_code` is an error."""
+
+    def __init__(self, path: str, params: Mapping[str, Any], *, page_size: int) -> None:
+        self.path = path
+        self.params = {**params, "page_size": page_size}
+        self.page_size = page_size
+
+    def request_for(self, page_number: int) -> PageRequest:
+        return PageRequest(self.path, {**self.params, "page": page_number})
+
+    def first(self) -> PageRequest:
+        return self.request_for(1)
+
+    @staticmethod
+    def check(page: Page[R]) -> None:
+        code = page.meta.get("error_code")
+        if code not in (None, 0, "0"):
+            raise VendorRejected(code, page.meta.get("error_message") or "")
+
+    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
+        self.check(page)
+        records = list(page.records)
+        if len(records) < self.page_size:
+            return records, None
+        return records, self.request_for(int(request.params["page"]) + 1)
+
+
+# --------------------------------------------------------------------------- Stream
+
+
+class StreamPagePlan(_Plan[R]):
+    """20 records a page; `meta.page_count` says when to stop."""
+
+    def __init__(self, path: str, params: Mapping[str, Any]) -> None:
+        self.path = path
+        self.params = dict(params)
+
+    def request_for(self, page_number: int) -> PageRequest:
+        return PageRequest(self.path, {**self.params, "page": page_number})
+
+    def first(self) -> PageRequest:
+        return self.request_for(1)
+
+    @staticmethod
+    def page_count(page: Page[R]) -> int | None:
+        meta = page.meta.get("meta") or {}
+        count = meta.get("page_count") if isinstance(meta, Mapping) else getattr(meta, "page_count", None)
+        return None if count is None else int(count)
+
+    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
+        records = list(page.records)
+        number = int(request.params["page"])
+        count = self.page_count(page)
+        if not records or (count is not None and number >= count):
+            return records, None
+        if count is None and len(records) < STREAM_PAGE_SIZE:
+            return records, None
+        return records, self.request_for(number + 1)
+
+    def remaining(self, first_page: Page[R]) -> list[PageRequest]:
+        count = self.page_count(first_page) or 1
+        return [self.request_for(n) for n in range(2, count + 1)]

@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from airflow_provider_fulfillment.hooks.base import RecordNotFound
+from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
+from airflow_provider_fulfillment.http import FulfillmentAPIError, FulfillmentAuthError
+from tests.fakes import BASE, FakeDropStream, Recorder, dropstream_order, json_response
+
+HOST = "http://ds.test/dropstream"
+SECRET = "s3cret-Password-xyz"
+
+
+@pytest.fixture
+def make_hook(set_connection):
+    def make(orders=None, cap=10_000, **extra):
+        fake = FakeDropStream(orders if orders is not None else [dropstream_order(i) for i in range(1, 251)], cap=cap)
+        recorder = Recorder(fake)
+        set_connection("ds", "dropstream", HOST, "api-user", SECRET, max_wait=0, **extra)
+        hook = DropStreamHook("ds", transport=httpx.MockTransport(recorder))
+        return hook, fake, recorder
+
+    return make
+
+
+def test_session_paging_sends_only_session_id_on_continuation(make_hook):
+    hook, fake, rec = make_hook()
+    ids = [o.id for o in hook.iter_orders(limit=100, paging="session", store_id=7)]
+    assert ids == list(range(1, 251))
+    assert rec.paths() == ["/dropstream/auth/token"] + ["/dropstream/orders"] * 3
+    first, *rest = rec.data_requests("/dropstream/orders")
+    assert first == {"store_id": "7", "limit": "100"}
+    assert rest == [{"session_id": "s1"}, {"session_id": "s1"}]
+
+
+def test_token_request_is_basic_client_credentials(make_hook):
+    hook, fake, rec = make_hook()
+    list(hook.iter_orders(limit=1000))
+    token_request = rec.raw[0]
+    assert token_request.method == "POST"
+    assert token_request.headers["Authorization"].startswith("Basic ")
+    assert token_request.read() == b'{"grant_type":"client_credentials"}'
+    assert rec.raw[1].headers["Authorization"] == "Bearer jwt-2"
+
+
+def test_session_expiry_mid_stream_reopens_and_yields_each_record_once(make_hook):
+    hook, fake, rec = make_hook()
+    seen = []
+    for order in hook.iter_orders(limit=100, paging="session"):
+        seen.append(order.id)
+        if order.id == 150:  # a slow consumer: the session expires while page 2 is being written
+            fake.expired.add("s1")
+    assert seen == list(range(1, 251))
+    orders = rec.data_requests("/dropstream/orders")
+    # s1 page 1, s1 page 2, s1 expired (404), reopened with the original params, then s2 onwards.
+    assert orders[2] == {"session_id": "s1"}
+    assert orders[3] == {"limit": "100"}
+    assert orders[4:] == [{"session_id": "s2"}, {"session_id": "s2"}]
+
+
+def test_session_expiry_with_other_sort_dedupes_by_seen_ids(make_hook):
+    orders = [dropstream_order(i) for i in range(1, 51)]
+    hook, fake, rec = make_hook(orders)
+    seen = []
+    for order in hook.iter_orders(limit=20, paging="session", sort="created_at"):
+        seen.append(order.id)
+        if len(seen) == 25:
+            fake.expired.add("s1")
+    assert sorted(seen) == list(range(1, 51)) and len(seen) == 50
+
+
+def test_expiry_without_session_id_is_not_mistaken_for_expiry(make_hook):
+    hook, fake, rec = make_hook()
+    rec.script = [None, json_response(404, {"error": "no such resource"})]
+    with pytest.raises(FulfillmentAPIError, match="HTTP 404: no such resource"):
+        list(hook.iter_orders(paging="session"))
+
+
+def test_page_cap_never_truncates_without_window_falls_back_to_session(make_hook):
+    hook, fake, rec = make_hook([dropstream_order(i) for i in range(1, 31)], cap=10)
+    ids = [o.id for o in hook.iter_orders(paging="page", limit=5)]
+    assert ids == list(range(1, 31))
+    orders = rec.data_requests("/dropstream/orders")
+    assert orders[0] == {"limit": "5", "page": "1"}
+    assert orders[1] == {"limit": "5"}  # the session that replaces the capped page set
+
+
+def test_window_split_until_each_part_fits_the_cap(make_hook):
+    # 30 orders a minute apart over 30 minutes; cap 10 forces the window to be halved.
+    hook, fake, rec = make_hook([dropstream_order(i) for i in range(0, 30)], cap=10)
+    window = (BASE, BASE + timedelta(minutes=30))
+    ids = [o.id for o in hook.iter_orders(window=window, limit=4)]
+    assert ids == list(range(0, 30))
+    for params in rec.data_requests("/dropstream/orders"):
+        assert "page" in params and params["created_at_min"].endswith("+00:00")
+
+
+def test_window_is_half_open_and_trimmed_on_the_client(make_hook):
+    hook, fake, rec = make_hook([dropstream_order(i) for i in range(0, 20)])
+    window = (BASE + timedelta(minutes=5), BASE + timedelta(minutes=10))
+    ids = [o.id for o in hook.iter_orders(window=window)]
+    assert ids == [5, 6, 7, 8, 9]
+    sent = rec.data_requests("/dropstream/orders")[0]
+    # Sent a second wider on both sides (the vendor's bounds are undocumented), trimmed exactly here.
+    assert sent["created_at_min"] == "2025-10-01T00:04:59+00:00"
+    assert sent["created_at_max"] == "2025-10-01T00:10:01+00:00"
+
+
+def test_401_renews_the_token_once_then_succeeds(make_hook):
+    hook, fake, rec = make_hook()
+    list(hook.iter_orders(limit=1000))
+    fake.valid_tokens.clear()  # the JWT expires
+    fake.valid_tokens.add("jwt-3")
+    assert len(list(hook.iter_orders(limit=1000))) == 250
+    assert fake.token_requests == 2
+
+
+def test_401_twice_fails_clearly_naming_the_connection(make_hook):
+    hook, fake, rec = make_hook()
+    fake.issue_token = lambda: "never-valid"
+    with pytest.raises(FulfillmentAuthError) as caught:
+        list(hook.iter_orders())
+    message = str(caught.value)
+    assert "connection 'ds'" in message and "HTTP 401" in message and "renewed once" in message
+    assert fake.token_requests == 2
+
+
+def test_retry_after_is_honoured_on_429_and_5xx_retried(make_hook):
+    hook, fake, rec = make_hook()
+    waits = []
+    hook.http._sleep = waits.append
+    rec.script = [None, json_response(429, {"error": "slow down"}, {"Retry-After": "7"}), json_response(503, {})]
+    assert len(list(hook.iter_orders(limit=1000))) == 250
+    assert waits[0] == 0  # capped by the connection's max_wait=0
+    assert len(waits) == 2
+
+
+def test_retry_after_value_used_when_under_max_wait(set_connection):
+    fake = FakeDropStream([dropstream_order(1)])
+    rec = Recorder(fake)
+    set_connection("ds", "dropstream", HOST, "u", SECRET, max_wait=30)
+    hook = DropStreamHook("ds", transport=httpx.MockTransport(rec))
+    waits = []
+    hook.http._sleep = waits.append
+    rec.script = [None, json_response(429, {}, {"Retry-After": "7"})]
+    assert [o.id for o in hook.iter_orders()] == [1]
+    assert waits == [7.0]
+
+
+def test_400_is_not_retried(make_hook):
+    hook, fake, rec = make_hook()
+    rec.script = [None, json_response(400, {"error": "bad parameter limit"})]
+    with pytest.raises(FulfillmentAPIError, match="HTTP 400: bad parameter limit"):
+        list(hook.iter_orders())
+    assert len(rec.requests) == 2
+
+
+def test_retries_exhausted_names_request_status_and_attempts(make_hook):
+    hook, fake, rec = make_hook(max_attempts=3)
+    rec.script = [None] + [json_response(502, {"error": "bad gateway"})] * 3
+    with pytest.raises(FulfillmentAPIError) as caught:
+        list(hook.iter_orders(limit=10))
+    assert str(caught.value) == (
+        "connection 'ds': GET /orders?limit=10 failed after 3 attempts: HTTP 502: bad gateway"
+    )
+
+
+def test_connection_errors_are_retried(make_hook):
+    hook, fake, rec = make_hook()
+    rec.script = [None, httpx.ConnectError("refused"), httpx.RemoteProtocolError("dropped")]
+    assert len(list(hook.iter_orders(limit=1000))) == 250
+
+
+def test_truncated_body_is_retried(make_hook):
+    hook, fake, rec = make_hook()
+    rec.script = [None, httpx.Response(200, content=b'{"orders": [{"id": 1, "crea')]
+    assert len(list(hook.iter_orders(limit=1000))) == 250
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"colour": "red"}, "unknown filter(s) 'colour'"),
+        ({"limit": 1001}, "'limit' must be from 1 to 1000, got 1001"),
+        ({"limit": 0}, "'limit' must be from 1 to 1000, got 0"),
+        ({"state": "lost"}, "unknown DropStream order state 'lost'"),
+        ({"paging": "cursor"}, "unknown paging mode 'cursor'"),
+        ({"created_at_min": "last monday"}, "cannot parse 'last monday'"),
+        ({"created_at_min": "2025-10-01T00:00:00"}, "has no time zone"),
+        ({"sort": "colour"}, "unknown sort property 'colour'"),
+        ({"window": (BASE, BASE - timedelta(hours=1))}, "must be after its start"),
+        ({"window": (BASE, BASE + timedelta(days=36500))}, "window ends in the future"),
+        ({"window": (BASE, BASE + timedelta(hours=1)), "window_field": "shipped_at"}, "window_field must be one of"),
+        ({"window": (BASE, BASE + timedelta(hours=1)), "created_at_min": BASE}, "either window= or created_at_min"),
+    ],
+)
+def test_bad_input_raises_before_any_request(make_hook, kwargs, message):
+    hook, fake, rec = make_hook()
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        hook.iter_orders(**kwargs)
+    assert rec.requests == []
+
+
+def test_get_order_and_not_found(make_hook):
+    hook, fake, rec = make_hook()
+    assert hook.get_order(42).id == 42
+    with pytest.raises(RecordNotFound, match="order '9999' not found"):
+        hook.get_order(9999)
+
+
+def test_order_state_for_sensors(make_hook):
+    hook, fake, rec = make_hook([dropstream_order(5, fulfillment_state="error_sending_to_warehouse")])
+    state = hook.get_state("order", 5)
+    assert (state.found, state.raw_status, state.status) == (True, "error_sending_to_warehouse", "error")
+    assert hook.get_state("order", 6).found is False
+
+
+def test_test_connection_reports_success_and_failure(make_hook):
+    hook, fake, rec = make_hook()
+    ok, message = hook.test_connection()
+    assert ok and "250 orders visible" in message
+    hook, fake, rec = make_hook()
+    fake.issue_token = lambda: "never-valid"
+    ok, message = hook.test_connection()
+    assert not ok and "HTTP 401" in message
+
+
+def test_secrets_never_reach_logs_or_errors(make_hook, caplog):
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("httpx").setLevel(logging.DEBUG)
+    hook, fake, rec = make_hook()
+    fake.issue_token = lambda: "never-valid-token-abcdef"
+    with pytest.raises(FulfillmentAuthError) as caught:
+        list(hook.iter_orders())
+    text = caplog.text + str(caught.value) + repr(caught.value) + repr(hook.settings)
+    assert SECRET not in text
+    assert "never-valid-token-abcdef" not in text
