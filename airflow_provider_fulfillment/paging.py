@@ -144,10 +144,13 @@ class DropStreamSessionPlan(_Plan[R]):
 class DropStreamPagePlan(_Plan[R]):
     """Page-based paging over a result set that must fit the 10,000 cap (else `CapReached`)."""
 
-    def __init__(self, path: str, params: Mapping[str, Any], *, limit: int) -> None:
+    def __init__(
+        self, path: str, params: Mapping[str, Any], *, limit: int, cap: int = DROPSTREAM_RESULT_CAP
+    ) -> None:
         self.path = path
         self.params = {**params, "limit": limit}
         self.limit = limit
+        self.cap = cap
         self.total_pages: int | None = None
 
     def request_for(self, page_number: int) -> PageRequest:
@@ -158,7 +161,7 @@ class DropStreamPagePlan(_Plan[R]):
 
     def check_cap(self, page: Page[R]) -> None:
         total = page.meta.get("total_count")
-        if page.meta.get("max_total_reached") or (total is not None and total > DROPSTREAM_RESULT_CAP):
+        if page.meta.get("max_total_reached") or (total is not None and total > self.cap):
             raise CapReached(total)
 
     def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:

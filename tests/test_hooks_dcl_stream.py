@@ -77,7 +77,7 @@ def _modified(minutes: int) -> str:
 
 
 def test_dcl_pages_until_a_short_page(dcl):
-    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(250)])
+    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(250)], max_concurrency=1)
     numbers = [o.order_number for o in hook.iter_orders(page_size=100, status="shipped")]
     assert numbers == [f"ORD{i}" for i in range(250)]
     assert [p["page"] for p in rec.data_requests("/dcl/api/v1/orders")] == ["1", "2", "3"]
@@ -85,9 +85,47 @@ def test_dcl_pages_until_a_short_page(dcl):
 
 
 def test_dcl_full_last_page_needs_one_empty_page(dcl):
-    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(200)])
+    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(200)], max_concurrency=1)
     assert len(list(hook.iter_orders())) == 200
     assert len(rec.requests) == 3
+
+
+@pytest.mark.parametrize("concurrency", [2, 4])
+def test_dcl_fetch_ahead_is_ordered_exact_and_bounded(dcl, concurrency):
+    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(1050)], max_concurrency=concurrency)
+    numbers = [o.order_number for o in hook.iter_orders(page_size=50)]
+    assert numbers == [f"ORD{i}" for i in range(1050)]
+    pages = sorted(int(p["page"]) for p in rec.data_requests("/dcl/api/v1/orders"))
+    # 21 full pages and one short one; at most `concurrency - 1` more were asked for ahead of it.
+    assert pages[:22] == list(range(1, 23)) and len(pages) <= 22 + concurrency - 1
+
+
+def test_dcl_error_mid_fetch_ahead_leaves_nothing_in_flight(set_connection):
+    import threading
+
+    orders = [dcl_order(i, _modified(i)) for i in range(1000)]
+    fake = FakeDcl(orders)
+    lock, state = threading.Lock(), {"in_flight": 0, "max": 0}
+
+    def handler(request):
+        with lock:
+            state["in_flight"] += 1
+            state["max"] = max(state["max"], state["in_flight"])
+        try:
+            if params_of(request).get("page") == "4":
+                return json_response(200, {"error_code": 7, "error_message": "Database busy", "orders": None})
+            return fake(request)
+        finally:
+            with lock:
+                state["in_flight"] -= 1
+
+    set_connection("dcl_c", "dcl", "http://dcl.test/dcl/api/v1", "acct", "pw-dcl-123", max_wait=0, max_concurrency=3)
+    hook = DclHook("dcl_c", transport=httpx.MockTransport(handler))
+    seen = []
+    with pytest.raises(FulfillmentVendorError, match="page=4.*error_code 7: Database busy"):
+        for order in hook.iter_orders(page_size=100):
+            seen.append(order)
+    assert len(seen) == 300 and state["in_flight"] == 0 and state["max"] <= 3
 
 
 def test_dcl_error_code_in_200_raises(dcl):
@@ -221,6 +259,13 @@ def stream(set_connection):
 
 
 T0 = datetime(2025, 8, 4, tzinfo=UTC)
+
+
+def test_stream_concurrent_pages_in_order_without_duplicates(stream):
+    hook, fake, rec = stream([stream_order(i, T0 + timedelta(hours=i)) for i in range(205)])
+    assert [o.id for o in hook.iter_orders()] == list(range(205))
+    pages = sorted(int(p["page"]) for p in rec.data_requests("/stream/client_api/v2/orders"))
+    assert pages == list(range(1, 12))
 
 
 def test_stream_pages_by_page_count_and_signs_in_once(stream):

@@ -22,6 +22,7 @@ def make_hook(set_connection):
         recorder = Recorder(fake)
         set_connection("ds", "dropstream", HOST, "api-user", SECRET, max_wait=0, **extra)
         hook = DropStreamHook("ds", transport=httpx.MockTransport(recorder))
+        hook.result_cap = cap
         return hook, fake, recorder
 
     return make
@@ -89,14 +90,38 @@ def test_page_cap_never_truncates_without_window_falls_back_to_session(make_hook
     assert orders[1] == {"limit": "5"}  # the session that replaces the capped page set
 
 
-def test_window_split_until_each_part_fits_the_cap(make_hook):
+def test_window_split_sequentially_until_each_part_fits_the_cap(make_hook):
     # 30 orders a minute apart over 30 minutes; cap 10 forces the window to be halved.
-    hook, fake, rec = make_hook([dropstream_order(i) for i in range(0, 30)], cap=10)
+    hook, fake, rec = make_hook([dropstream_order(i) for i in range(0, 30)], cap=10, max_concurrency=1)
     window = (BASE, BASE + timedelta(minutes=30))
-    ids = [o.id for o in hook.iter_orders(window=window, limit=4)]
+    ids = [o.id for o in hook.iter_orders(window=window, limit=4, paging="page")]
     assert ids == list(range(0, 30))
     for params in rec.data_requests("/dropstream/orders"):
         assert "page" in params and params["created_at_min"].endswith("+00:00")
+
+
+@pytest.mark.parametrize("concurrency", [2, 4, 8])
+def test_window_read_concurrently_in_time_order_exactly_once(make_hook, concurrency):
+    # Uneven density: a burst in the first minutes forces a second round of splitting.
+    orders = [dropstream_order(i) for i in range(0, 120)]
+    for i in range(0, 60):
+        orders[i]["created_at"] = (BASE + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    hook, fake, rec = make_hook(orders, cap=10, max_concurrency=concurrency)
+    window = (BASE, BASE + timedelta(minutes=120))
+    ids = [o.id for o in hook.iter_orders(window=window, limit=4)]
+    assert ids == list(range(0, 120))
+    data = rec.data_requests("/dropstream/orders")
+    assert data[0]["limit"] == "1" and "page" not in data[0]  # the session that tells the total
+    pages = [p for p in data[1:] if p["limit"] == "4"]
+    assert all(int(p["page"]) >= 1 for p in pages)
+    assert len(pages) <= len(ids) // 4 + 40  # no page read twice beyond the parts' last pages
+
+
+def test_auto_mode_with_one_request_in_flight_uses_a_session(make_hook):
+    hook, fake, rec = make_hook([dropstream_order(i) for i in range(0, 30)], max_concurrency=1)
+    ids = [o.id for o in hook.iter_orders(window=(BASE, BASE + timedelta(minutes=30)), limit=10)]
+    assert ids == list(range(0, 30))
+    assert all("page" not in p for p in rec.data_requests("/dropstream/orders"))
 
 
 def test_window_is_half_open_and_trimmed_on_the_client(make_hook):

@@ -7,7 +7,9 @@ sends a plan's requests, recovers from expired sessions and trims records to the
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -269,6 +271,45 @@ class FulfillmentHook(BaseHook):
             pages += 1
             yield from records
         log.debug("connection '%s': %d page(s) read", self.conn_id, pages)
+
+    def fetch_ordered(
+        self,
+        work: Iterable[tuple[Any, PageRequest | Page[Any]]],
+        parse: Callable[[httpx.Response], Page[Any]],
+    ) -> Iterator[tuple[Any, PageRequest | None, Page[Any]]]:
+        """Pages for a stream of (tag, request or ready page), in order, with at most `max_concurrency`
+        requests in flight.
+
+        `work` is pulled lazily (it may be endless: the consumer stops when it has enough). On an
+        error, or when the consumer stops early, queued requests are cancelled and the ones already
+        in flight are waited for, so nothing is left running behind the caller's back.
+        """
+        limit = self.settings.max_concurrency
+        pending: deque[tuple[Any, PageRequest | None, Future[Page[Any]] | Page[Any]]] = deque()
+        items = iter(work)
+        pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"fulfillment-{self.vendor}")
+
+        def fill() -> None:
+            while sum(isinstance(entry[2], Future) for entry in pending) < limit:
+                item = next(items, None)
+                if item is None:
+                    return
+                tag, job = item
+                if isinstance(job, Page):
+                    pending.append((tag, None, job))
+                else:
+                    future = pool.submit(self.http.request, "GET", job.path, params=job.params, parse=parse)
+                    pending.append((tag, job, future))
+
+        try:
+            fill()
+            while pending:
+                tag, request, job = pending.popleft()
+                page = job.result() if isinstance(job, Future) else job
+                fill()
+                yield tag, request, page
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def vendor_error(self, request: PageRequest, rejected: VendorRejected) -> FulfillmentVendorError:
         return FulfillmentVendorError(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -18,7 +20,7 @@ from airflow_provider_fulfillment.hooks.base import (
     bounded_int,
     text_value,
 )
-from airflow_provider_fulfillment.http import ClientSettings
+from airflow_provider_fulfillment.http import ClientSettings, VendorRejected
 from airflow_provider_fulfillment.models.dcl import DclOrder, DclOrderPage, DclShipment
 from airflow_provider_fulfillment.paging import DCL_MAX_PAGE_SIZE, DclPagePlan, Page, PageRequest
 from airflow_provider_fulfillment.windows import PACIFIC, Window, dcl_bounds, to_aware_datetime
@@ -199,7 +201,33 @@ class DclHook(FulfillmentHook):
 
     def fetch(self, query: Query) -> Iterator[DclOrder]:
         page_size = query.options.get("page_size", DCL_MAX_PAGE_SIZE)
-        return self.drive(DclPagePlan("/orders", query.params, page_size=page_size), self.parse_page)
+        plan = DclPagePlan("/orders", query.params, page_size=page_size)
+        if self.settings.max_concurrency <= 1:
+            return self.drive(plan, self.parse_page)
+        return self._fetch_ahead(plan)
+
+    def _fetch_ahead(self, plan: DclPagePlan) -> Iterator[DclOrder]:
+        """DCL gives no total: ask for the next pages ahead, a bounded number at once, and stop at
+        the first short page (the few requests already sent past it are waited for, not used)."""
+        first_request = plan.first()
+        first = self.http.request("GET", first_request.path, params=first_request.params, parse=self.parse_page)
+        records, following = self._accept(plan, first_request, first)
+        yield from records
+        if following is None:
+            return
+        work = ((None, plan.request_for(number)) for number in itertools.count(2))
+        with closing(self.fetch_ordered(work, self.parse_page)) as pages:
+            for _, request, page in pages:
+                records, following = self._accept(plan, request, page)
+                yield from records
+                if following is None:
+                    return
+
+    def _accept(self, plan: DclPagePlan, request: PageRequest, page: Page[DclOrder]):
+        try:
+            return plan.advance(request, page)
+        except VendorRejected as rejected:
+            raise self.vendor_error(request, rejected) from None
 
     def _records(self, query: Query) -> Iterator[Any]:
         orders = self.fetch(query)

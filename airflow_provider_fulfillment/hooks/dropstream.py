@@ -38,7 +38,7 @@ from airflow_provider_fulfillment.paging import (
     PageRequest,
     split_until_fits,
 )
-from airflow_provider_fulfillment.windows import Window, dropstream_bounds
+from airflow_provider_fulfillment.windows import MIN_SPLIT, Window, dropstream_bounds
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ class DropStreamHook(FulfillmentHook):
     vendor = "dropstream"
     default_base_url = "https://api.getdropstream.com"
     default_window_field: ClassVar[Mapping[str, str]] = {"orders": "created_at", "shipments": "created_at"}
+    # Most results a page-based query returns; more means `max_total_reached` and a cut set.
+    result_cap: int = DROPSTREAM_RESULT_CAP
     filters: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "orders": {
             "ordered_at_min": date_value,
@@ -188,10 +190,11 @@ class DropStreamHook(FulfillmentHook):
     def fetch(self, query: Query) -> Iterator[Any]:
         mode = query.options.get("paging", "auto")
         limit = query.options.get("limit", DEFAULT_LIMIT)
-        if mode == "session" or (mode == "auto" and query.window is None):
+        concurrent = self.settings.max_concurrency > 1
+        if mode == "session" or (mode == "auto" and (query.window is None or not concurrent)):
             return self._session(query, query.params, limit)
         if query.window is not None:
-            return self._windowed(query, limit)
+            return self._windowed_concurrently(query, limit) if concurrent else self._windowed(query, limit)
         return self._pages_or_session(query, limit)
 
     def _session(self, query: Query, params: Mapping[str, Any], limit: int) -> Iterator[Any]:
@@ -212,7 +215,7 @@ class DropStreamHook(FulfillmentHook):
         return self.parse_page("orders" if plan.path == "/orders" else "shipments")
 
     def _pages_or_session(self, query: Query, limit: int) -> Iterator[Any]:
-        plan = DropStreamPagePlan(f"/{query.resource}", query.params, limit=limit)
+        plan = DropStreamPagePlan(f"/{query.resource}", query.params, limit=limit, cap=self.result_cap)
         first = self._first_page(plan)
         try:
             plan.check_cap(first)
@@ -230,7 +233,7 @@ class DropStreamHook(FulfillmentHook):
 
         def plan_for(part: Window) -> DropStreamPagePlan:
             params = {**query.params, **dropstream_bounds(part, field_name)}
-            return DropStreamPagePlan(f"/{query.resource}", params, limit=limit)
+            return DropStreamPagePlan(f"/{query.resource}", params, limit=limit, cap=self.result_cap)
 
         def count(part: Window) -> tuple[int, bool]:
             plan = plan_for(part)
@@ -238,12 +241,12 @@ class DropStreamHook(FulfillmentHook):
             total = page.meta.get("total_count")
             total = len(page.records) if total is None else int(total)
             cut = bool(page.meta.get("max_total_reached"))
-            if not cut and total <= DROPSTREAM_RESULT_CAP:
+            if not cut and total <= self.result_cap:
                 probes[part] = (plan, page)  # page 1 of a part that will be read: keep it
             return total, cut
 
         parts = 0
-        for part, fits in split_until_fits(query.window, count):
+        for part, fits in split_until_fits(query.window, count, cap=self.result_cap):
             parts += 1
             # Parts are sent widened by the margin, so neighbours overlap: trim each to itself.
             if fits:
@@ -259,6 +262,75 @@ class DropStreamHook(FulfillmentHook):
                 params = {**query.params, **dropstream_bounds(part, field_name)}
                 yield from self.trim(self._session(query, params, limit), part, field_name)
         log.debug("connection '%s': window %s read in %d part(s)", self.conn_id, query.window.as_dict(), parts)
+
+    def _windowed_concurrently(self, query: Query, limit: int) -> Iterator[Any]:
+        """Cut the window into parts that fit the cap, then fetch every part's pages concurrently.
+
+        One session-opening request (limit 1) tells the true total; the window is cut into
+        equal-time parts sized for it, each part is sized by a one-record page probe (concurrently),
+        parts still over the cap are halved again, and then all pages of all parts are known up
+        front and fetched with `max_concurrency` in flight. Probes keep no records, so memory stays
+        flat however large the window. Parts come in time order, records by id within a part.
+        """
+        assert query.window is not None and query.window_field is not None
+        window, field_name, path = query.window, query.window_field, f"/{query.resource}"
+        parse = self.parse_page(query.resource)
+
+        def params_for(part: Window) -> dict[str, Any]:
+            return {**query.params, **dropstream_bounds(part, field_name)}
+
+        opened = self.http.request("GET", path, params={**query.params, "limit": 1}, parse=parse)
+        total = opened.meta.get("total_count")
+        if total is not None and total <= self.result_cap:
+            sized: list[tuple[Window, int | None]] = [(window, int(total))]
+        else:
+            # Aim at three quarters of the cap a part, so uneven density rarely needs a second cut.
+            first_cut = 1 if total is None else -(-int(total) // max(1, int(self.result_cap * 0.75)))
+            sized = self._size_parts(window.split(first_cut), path, params_for, parse)
+        sized = [(part, count) for part, count in sorted(sized) if count != 0]
+        log.info(
+            "connection '%s': %s window %s read in %d part(s), %d request(s) in flight",
+            self.conn_id, query.resource, window.as_dict(), len(sized), self.settings.max_concurrency,
+        )  # fmt: skip
+        group: list[tuple[Window, int]] = []
+        for part, count in [*sized, (None, None)]:
+            if count is not None and part is not None:
+                group.append((part, count))
+                continue
+            if group:
+                yield from self._read_parts(group, path, params_for, limit, parse, field_name)
+                group = []
+            if part is not None:  # over the cap within MIN_SPLIT: only a session can read it
+                yield from self.trim(self._session(query, params_for(part), limit), part, field_name)
+
+    def _size_parts(self, parts, path, params_for, parse) -> list[tuple[Window, int | None]]:
+        """(part, total) for parts that fit the cap, halving the others; None marks an unsplittable part."""
+        sized: list[tuple[Window, int | None]] = []
+        while parts:
+            work = ((part, PageRequest(path, {**params_for(part), "limit": 1, "page": 1})) for part in parts)
+            again: list[Window] = []
+            for part, _, page in self.fetch_ordered(work, parse):
+                total = page.meta.get("total_count")
+                total = len(page.records) if total is None else int(total)
+                if not page.meta.get("max_total_reached") and total <= self.result_cap:
+                    sized.append((part, total))
+                elif part.duration <= MIN_SPLIT:
+                    sized.append((part, None))
+                else:
+                    again.extend(part.halves())
+            parts = again
+        return sized
+
+    def _read_parts(self, parts, path, params_for, limit, parse, field_name) -> Iterator[Any]:
+        checker = DropStreamPagePlan(path, {}, limit=limit, cap=self.result_cap)
+        work = (
+            (part, PageRequest(path, {**params_for(part), "limit": limit, "page": number}))
+            for part, count in parts
+            for number in range(1, -(-count // limit) + 1)
+        )
+        for part, _, page in self.fetch_ordered(work, parse):
+            checker.check_cap(page)  # the part grew past the cap since it was sized: never truncate
+            yield from self.trim(page.records, part, field_name)
 
     # single records ------------------------------------------------------------------
     def order_request(self, ident: str) -> PageRequest:

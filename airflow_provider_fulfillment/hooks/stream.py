@@ -75,7 +75,33 @@ class StreamHook(FulfillmentHook):
         )
 
     def fetch(self, query: Query) -> Iterator[StreamOrder]:
-        return self.drive(StreamPagePlan("/orders", query.params), self.parse_page)
+        """Page 1 tells `page_count`; the other pages are then fetched concurrently, in order.
+
+        Stream documents no sort order, so an order created during the read can shift pages: ids
+        already yielded are skipped rather than repeated.
+        """
+        plan = StreamPagePlan("/orders", query.params)
+        return self._unique(self._pages(plan))
+
+    def _pages(self, plan: StreamPagePlan) -> Iterator[StreamOrder]:
+        if self.settings.max_concurrency <= 1:
+            yield from self.drive(plan, self.parse_page)
+            return
+        first = self.http.request("GET", plan.path, params=plan.first().params, parse=self.parse_page)
+        yield from first.records
+        if not first.records:
+            return
+        work = ((None, request) for request in plan.remaining(first))
+        for _, _, page in self.fetch_ordered(work, self.parse_page):
+            yield from page.records
+
+    @staticmethod
+    def _unique(orders: Iterator[StreamOrder]) -> Iterator[StreamOrder]:
+        seen: set[Any] = set()
+        for order in orders:
+            if order.id not in seen:
+                seen.add(order.id)
+                yield order
 
     def normalize(self, resource: Resource, record: Any) -> Any:
         return record.to_common() if resource == "orders" else record.to_common_shipment()
