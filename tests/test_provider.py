@@ -39,3 +39,13 @@ def test_airflow_providers_list_shows_the_package():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "airflow-provider-fulfillment" in out.stdout
+
+
+def test_readme_state_table_is_the_generated_one():
+    from pathlib import Path
+
+    from airflow_provider_fulfillment.models import states
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    embedded = readme.split("<!-- state-table:start -->")[1].split("<!-- state-table:end -->")[0]
+    assert embedded.strip() == states.state_table_markdown().strip()

@@ -241,9 +241,7 @@ class DclHook(FulfillmentHook):
     @staticmethod
     def _shipments_of(orders: Iterator[DclOrder]) -> Iterator[DclShipment]:
         for order in orders:
-            for shipment in order.shipments or ():
-                shipment.order_number = order.order_number
-                yield shipment
+            yield from order.shipment_records()
 
     # single records ------------------------------------------------------------------
     def order_request(self, ident: str) -> PageRequest:
