@@ -317,3 +317,22 @@ def test_stream_error_body_message(stream):
     rec.script = [None, json_response(400, {"success": False, "error": "Invalid input, object invalid"})]
     with pytest.raises(FulfillmentAPIError, match="HTTP 400: Invalid input, object invalid"):
         list(hook.iter_orders())
+
+
+def test_dcl_raw_shipments_carry_order_number_and_trim_like_models(dcl):
+    orders = [dcl_order(i, _modified(i)) for i in range(10)]
+    hook, rec = dcl(orders)
+    start = datetime(2025, 11, 3, 16, 2, tzinfo=UTC)
+    window = (start, start + timedelta(minutes=3))
+    raw = list(hook.iter_shipments(window=window, raw=True))
+    models = list(hook.iter_shipments(window=window))
+    assert [r["order_number"] for r in raw] == [m.order_number for m in models] == ["ORD2", "ORD3", "ORD4"]
+    assert hook.normalize("shipments", raw[0]) == models[0].to_common()
+    assert "order_number" not in orders[2]["shipments"][0]  # the source object is left as it was
+
+
+def test_stream_raw_mode_matches_models(stream):
+    hook, fake, rec = stream([stream_order(i, T0 + timedelta(hours=i)) for i in range(45)])
+    window = (T0 + timedelta(hours=10), T0 + timedelta(hours=30))
+    raw = list(hook.iter_orders(window=window, raw=True))
+    assert [r["id"] for r in raw] == [o.id for o in hook.iter_orders(window=window)] == list(range(10, 30))

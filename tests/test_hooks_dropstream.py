@@ -264,3 +264,31 @@ def test_secrets_never_reach_logs_or_errors(make_hook, caplog):
     text = caplog.text + str(caught.value) + repr(caught.value) + repr(hook.settings)
     assert SECRET not in text
     assert "never-valid-token-abcdef" not in text
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"paging": "session", "limit": 7},
+        {"window": (BASE, BASE + timedelta(minutes=250)), "limit": 9},
+        {"window": (BASE, BASE + timedelta(minutes=250)), "limit": 9, "paging": "page"},
+    ],
+)
+def test_raw_mode_yields_the_vendor_json_with_the_same_guarantees(make_hook, kwargs):
+    orders = [dropstream_order(i) for i in range(0, 250)]
+    hook, fake, rec = make_hook(orders, cap=40)
+    expected = [o.id for o in hook.iter_orders(**kwargs)]
+    raw = list(hook.iter_orders(raw=True, **kwargs))
+    assert [r["id"] for r in raw] == expected == list(range(0, 250))
+    assert raw == orders  # byte-for-byte the objects the vendor sent
+    assert hook.normalize("orders", raw[3]) == hook.normalize("orders", hook.get_order(3))
+
+
+def test_raw_mode_session_expiry_exactly_once(make_hook):
+    hook, fake, rec = make_hook()
+    seen = []
+    for order in hook.iter_orders(raw=True, limit=100, paging="session"):
+        seen.append(order["id"])
+        if order["id"] == 120:
+            fake.expired.add("s1")
+    assert seen == list(range(1, 251))

@@ -6,6 +6,7 @@ sends a plan's requests, recovers from expired sessions and trims records to the
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -48,6 +49,8 @@ class Query:
     window: Window | None = None
     window_field: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Yield the vendor's JSON objects as dicts instead of models: what an extraction to files needs.
+    raw: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,16 +154,20 @@ class FulfillmentHook(BaseHook):
 
     # records -------------------------------------------------------------------------
     def iter_orders(
-        self, *, window: Any = None, window_field: str | None = None, **filters: Any
+        self, *, window: Any = None, window_field: str | None = None, raw: bool = False, **filters: Any
     ) -> Iterator[Any]:
-        """Every matching order exactly once, lazily, page after page. Bad input raises before any request."""
-        return self._records(self.prepare("orders", filters, window, window_field))
+        """Every matching order exactly once, lazily, page after page. Bad input raises before any request.
+
+        `raw=True` yields the vendor's JSON objects as dicts (same guarantees, no model validation):
+        several times faster when the records only go to a file.
+        """
+        return self._records(self.prepare("orders", filters, window, window_field, raw=raw))
 
     def iter_shipments(
-        self, *, window: Any = None, window_field: str | None = None, **filters: Any
+        self, *, window: Any = None, window_field: str | None = None, raw: bool = False, **filters: Any
     ) -> Iterator[Any]:
         """Every matching shipment exactly once, lazily. Bad input raises before any request."""
-        return self._records(self.prepare("shipments", filters, window, window_field))
+        return self._records(self.prepare("shipments", filters, window, window_field, raw=raw))
 
     def iter_records(self, resource: str, **kwargs: Any) -> Iterator[Any]:
         if resource not in RESOURCES:
@@ -168,7 +175,12 @@ class FulfillmentHook(BaseHook):
         return self.iter_orders(**kwargs) if resource == "orders" else self.iter_shipments(**kwargs)
 
     def prepare(
-        self, resource: Resource, filters: Mapping[str, Any], window: Any, window_field: str | None
+        self,
+        resource: Resource,
+        filters: Mapping[str, Any],
+        window: Any,
+        window_field: str | None,
+        raw: bool = False,
     ) -> Query:
         """Validate everything the caller gave, eagerly: a generator would only complain on first use."""
         accepted = self.filters[resource]
@@ -193,7 +205,7 @@ class FulfillmentHook(BaseHook):
             self.check_window_field(resource, field_name)
         if exact_window is not None:
             params.update(self.window_params(resource, exact_window, field_name))
-        return Query(resource, params, exact_window, field_name, options)
+        return Query(resource, params, exact_window, field_name, options, raw=bool(raw))
 
     def options_for(self, resource: Resource) -> Mapping[str, Callable[[str, Any], Any]]:
         """Arguments that steer paging rather than filter records (e.g. `paging`, `limit`)."""
@@ -215,7 +227,22 @@ class FulfillmentHook(BaseHook):
         return {}
 
     def record_time(self, record: Any, field_name: str) -> datetime | None:
+        if type(record) is dict:
+            return self.parse_time(record.get(field_name))
         return getattr(record, field_name, None)
+
+    @staticmethod
+    def parse_time(value: Any) -> datetime | None:
+        """The vendor's date format to an aware datetime (for trimming raw records)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def record_id(record: Any) -> Any:
+        return record["id"] if type(record) is dict else record.id
+
+    def model_for(self, resource: Resource) -> Any:
+        """The pydantic model of one record of `resource`."""
+        raise NotImplementedError
 
     def _records(self, query: Query) -> Iterator[Any]:
         return self.trim(self.fetch(query), query.window, query.window_field)
@@ -345,7 +372,9 @@ class FulfillmentHook(BaseHook):
         raise NotImplementedError
 
     def normalize(self, resource: Resource, record: Any) -> Any:
-        """The vendor record as a `common.Order` or `common.Shipment`."""
+        """The vendor record (model or raw dict) as a `common.Order` or `common.Shipment`."""
+        if type(record) is dict:
+            record = self.model_for(resource).model_validate(record)
         return record.to_common()
 
     def state_request(self, resource: str, ident: str) -> PageRequest:
@@ -404,6 +433,21 @@ class FulfillmentHook(BaseHook):
 
     def probe(self) -> str:
         raise NotImplementedError
+
+
+def raw_page(key: str, meta_keys: tuple[str, ...]) -> Callable[[httpx.Response], Page[dict[str, Any]]]:
+    """A parser that keeps records as the vendor's JSON objects (json.loads only, no validation)."""
+
+    def parse(response: httpx.Response) -> Page[dict[str, Any]]:
+        body = json.loads(response.content)
+        if not isinstance(body, dict):
+            raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+        records = body.get(key) or []
+        if not isinstance(records, list):
+            raise ValueError(f"expected '{key}' to be a list, got {type(records).__name__}")
+        return Page(records, {name: body.get(name) for name in meta_keys})
+
+    return parse
 
 
 # --------------------------------------------------------------------------- validators

@@ -18,9 +18,11 @@ from airflow_provider_fulfillment.hooks.base import (
     Resource,
     boolean,
     bounded_int,
+    raw_page,
     text_value,
 )
 from airflow_provider_fulfillment.http import ClientSettings, VendorRejected
+from airflow_provider_fulfillment.models._types import parse_dcl_datetime
 from airflow_provider_fulfillment.models.dcl import DclOrder, DclOrderPage, DclShipment
 from airflow_provider_fulfillment.paging import DCL_MAX_PAGE_SIZE, DclPagePlan, Page, PageRequest
 from airflow_provider_fulfillment.windows import PACIFIC, Window, dcl_bounds, to_aware_datetime
@@ -176,8 +178,8 @@ class DclHook(FulfillmentHook):
             return {**dcl_bounds(window, "shipped"), "extended_date": "true"}
         return {}  # ordered_date: no server filter, trimmed on the client
 
-    def prepare(self, resource, filters, window, window_field):  # type: ignore[override]
-        query = super().prepare(resource, filters, window, window_field)
+    def prepare(self, resource, filters, window, window_field, raw=False):  # type: ignore[override]
+        query = super().prepare(resource, filters, window, window_field, raw)
         if query.window is not None:
             bounds = set(self.window_params(resource, query.window, query.window_field or "")) - {"extended_date"}
             clash = sorted(set(filters) & bounds)
@@ -199,24 +201,31 @@ class DclHook(FulfillmentHook):
         page = DclOrderPage.model_validate_json(response.content)
         return Page(page.orders or [], {"error_code": page.error_code, "error_message": page.error_message})
 
+    parse_raw_page = staticmethod(raw_page("orders", ("error_code", "error_message")))
+    parse_time = staticmethod(parse_dcl_datetime)
+
+    def model_for(self, resource: Resource) -> Any:
+        return DclOrder if resource == "orders" else DclShipment
+
     def fetch(self, query: Query) -> Iterator[DclOrder]:
         page_size = query.options.get("page_size", DCL_MAX_PAGE_SIZE)
         plan = DclPagePlan("/orders", query.params, page_size=page_size)
+        parse = self.parse_raw_page if query.raw else self.parse_page
         if self.settings.max_concurrency <= 1:
-            return self.drive(plan, self.parse_page)
-        return self._fetch_ahead(plan)
+            return self.drive(plan, parse)
+        return self._fetch_ahead(plan, parse)
 
-    def _fetch_ahead(self, plan: DclPagePlan) -> Iterator[DclOrder]:
+    def _fetch_ahead(self, plan: DclPagePlan, parse: Any) -> Iterator[DclOrder]:
         """DCL gives no total: ask for the next pages ahead, a bounded number at once, and stop at
         the first short page (the few requests already sent past it are waited for, not used)."""
         first_request = plan.first()
-        first = self.http.request("GET", first_request.path, params=first_request.params, parse=self.parse_page)
+        first = self.http.request("GET", first_request.path, params=first_request.params, parse=parse)
         records, following = self._accept(plan, first_request, first)
         yield from records
         if following is None:
             return
         work = ((None, plan.request_for(number)) for number in itertools.count(2))
-        with closing(self.fetch_ordered(work, self.parse_page)) as pages:
+        with closing(self.fetch_ordered(work, parse)) as pages:
             for _, request, page in pages:
                 records, following = self._accept(plan, request, page)
                 yield from records
@@ -239,9 +248,14 @@ class DclHook(FulfillmentHook):
         return self.trim(self._shipments_of(orders), query.window, field_name)
 
     @staticmethod
-    def _shipments_of(orders: Iterator[DclOrder]) -> Iterator[DclShipment]:
+    def _shipments_of(orders: Iterator[Any]) -> Iterator[Any]:
         for order in orders:
-            yield from order.shipment_records()
+            if type(order) is dict:
+                number = order.get("order_number")
+                for shipment in order.get("shipments") or ():
+                    yield {**shipment, "order_number": number}
+            else:
+                yield from order.shipment_records()
 
     # single records ------------------------------------------------------------------
     def order_request(self, ident: str) -> PageRequest:

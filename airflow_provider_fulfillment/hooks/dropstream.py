@@ -18,10 +18,12 @@ from airflow_provider_fulfillment.hooks.base import (
     date_value,
     id_or_name,
     one_of,
+    raw_page,
     text_value,
 )
 from airflow_provider_fulfillment.http import BearerTokenAuth, ClientSettings
 from airflow_provider_fulfillment.models import states
+from airflow_provider_fulfillment.models._types import parse_dropstream_datetime
 from airflow_provider_fulfillment.models.dropstream import (
     DropStreamOrder,
     DropStreamOrderPage,
@@ -43,6 +45,7 @@ from airflow_provider_fulfillment.windows import MIN_SPLIT, Window, dropstream_b
 log = logging.getLogger(__name__)
 
 PAGING_MODES = ("auto", "session", "page")
+_PAGE_META = ("session_id", "page", "limit", "total_count", "total_pages", "max_total_reached")
 # Our default page size: the API's maximum, because round trips, not bytes, bound extraction time.
 DEFAULT_LIMIT = DROPSTREAM_MAX_LIMIT
 ORDER_SORTS = (
@@ -158,8 +161,8 @@ class DropStreamHook(FulfillmentHook):
     def window_params(self, resource: Resource, window: Window, field_name: str) -> dict[str, Any]:
         return dropstream_bounds(window, field_name)
 
-    def prepare(self, resource, filters, window, window_field):  # type: ignore[override]
-        query = super().prepare(resource, filters, window, window_field)
+    def prepare(self, resource, filters, window, window_field, raw=False):  # type: ignore[override]
+        query = super().prepare(resource, filters, window, window_field, raw)
         if query.window is not None:
             clash = sorted(set(filters) & set(dropstream_bounds(query.window, query.window_field or "")))
             if clash:
@@ -168,24 +171,21 @@ class DropStreamHook(FulfillmentHook):
 
     # paging --------------------------------------------------------------------------
     @staticmethod
-    def parse_page(resource: Resource):
+    def parse_page(resource: Resource, raw: bool = False):
+        if raw:
+            return raw_page(resource, _PAGE_META)
         model = DropStreamOrderPage if resource == "orders" else DropStreamShipmentPage
 
         def parse(response: httpx.Response) -> Page[Any]:
             page = model.model_validate_json(response.content)
-            return Page(
-                getattr(page, resource),
-                {
-                    "session_id": page.session_id,
-                    "page": page.page,
-                    "limit": page.limit,
-                    "total_count": page.total_count,
-                    "total_pages": page.total_pages,
-                    "max_total_reached": page.max_total_reached,
-                },
-            )
+            return Page(getattr(page, resource), {name: getattr(page, name) for name in _PAGE_META})
 
         return parse
+
+    parse_time = staticmethod(parse_dropstream_datetime)
+
+    def model_for(self, resource: Resource) -> Any:
+        return DropStreamOrder if resource == "orders" else DropStreamShipment
 
     def fetch(self, query: Query) -> Iterator[Any]:
         mode = query.options.get("paging", "auto")
@@ -201,29 +201,28 @@ class DropStreamHook(FulfillmentHook):
         plan = DropStreamSessionPlan(
             f"/{query.resource}",
             params,
-            id_of=lambda record: record.id,
+            id_of=self.record_id,
             limit=limit,
             ordered_by_id=params.get("sort", "id") == "id",
         )
-        return self.drive(plan, self.parse_page(query.resource))
+        return self.drive(plan, self.parse_page(query.resource, query.raw))
 
-    def _first_page(self, plan: DropStreamPagePlan) -> Page[Any]:
+    def _first_page(self, plan: DropStreamPagePlan, query: Query) -> Page[Any]:
         request = plan.first()
-        return self.http.request("GET", request.path, params=request.params, parse=self.parse_page_for(plan))
-
-    def parse_page_for(self, plan: DropStreamPagePlan):
-        return self.parse_page("orders" if plan.path == "/orders" else "shipments")
+        return self.http.request(
+            "GET", request.path, params=request.params, parse=self.parse_page(query.resource, query.raw)
+        )
 
     def _pages_or_session(self, query: Query, limit: int) -> Iterator[Any]:
         plan = DropStreamPagePlan(f"/{query.resource}", query.params, limit=limit, cap=self.result_cap)
-        first = self._first_page(plan)
+        first = self._first_page(plan, query)
         try:
             plan.check_cap(first)
         except CapReached as cap:
             log.warning("connection '%s': %s; reading through a session instead", self.conn_id, cap)
             yield from self._session(query, query.params, limit)
             return
-        yield from self.drive(plan, self.parse_page(query.resource), prefetched=first)
+        yield from self.drive(plan, self.parse_page(query.resource, query.raw), prefetched=first)
 
     def _windowed(self, query: Query, limit: int) -> Iterator[Any]:
         """Split the window until every part fits the cap, then read each part's pages."""
@@ -237,7 +236,7 @@ class DropStreamHook(FulfillmentHook):
 
         def count(part: Window) -> tuple[int, bool]:
             plan = plan_for(part)
-            page = self._first_page(plan)
+            page = self._first_page(plan, query)
             total = page.meta.get("total_count")
             total = len(page.records) if total is None else int(total)
             cut = bool(page.meta.get("max_total_reached"))
@@ -251,7 +250,7 @@ class DropStreamHook(FulfillmentHook):
             # Parts are sent widened by the margin, so neighbours overlap: trim each to itself.
             if fits:
                 plan, first = probes.pop(part)
-                records = self.drive(plan, self.parse_page(query.resource), prefetched=first)
+                records = self.drive(plan, self.parse_page(query.resource, query.raw), prefetched=first)
                 yield from self.trim(records, part, field_name)
             else:
                 probes.pop(part, None)
@@ -274,7 +273,7 @@ class DropStreamHook(FulfillmentHook):
         """
         assert query.window is not None and query.window_field is not None
         window, field_name, path = query.window, query.window_field, f"/{query.resource}"
-        parse = self.parse_page(query.resource)
+        parse = self.parse_page(query.resource, query.raw)
 
         def params_for(part: Window) -> dict[str, Any]:
             return {**query.params, **dropstream_bounds(part, field_name)}

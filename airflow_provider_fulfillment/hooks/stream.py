@@ -7,9 +7,17 @@ from typing import Any, ClassVar
 
 import httpx
 
-from airflow_provider_fulfillment.hooks.base import FulfillmentHook, Query, RecordState, Resource, one_of
+from airflow_provider_fulfillment.hooks.base import (
+    FulfillmentHook,
+    Query,
+    RecordState,
+    Resource,
+    one_of,
+    raw_page,
+)
 from airflow_provider_fulfillment.http import BearerTokenAuth, ClientSettings
 from airflow_provider_fulfillment.models import states
+from airflow_provider_fulfillment.models._types import parse_stream_datetime
 from airflow_provider_fulfillment.models.stream import StreamOrder, StreamOrderPage
 from airflow_provider_fulfillment.paging import Page, PageRequest, StreamPagePlan
 
@@ -74,6 +82,12 @@ class StreamHook(FulfillmentHook):
             {"meta": {"page_count": getattr(meta, "page_count", None), "record_count": getattr(meta, "record_count", None)}},
         )
 
+    parse_raw_page = staticmethod(raw_page("orders", ("meta",)))
+    parse_time = staticmethod(parse_stream_datetime)
+
+    def model_for(self, resource: Resource) -> Any:
+        return StreamOrder
+
     def fetch(self, query: Query) -> Iterator[StreamOrder]:
         """Page 1 tells `page_count`; the other pages are then fetched concurrently, in order.
 
@@ -81,29 +95,32 @@ class StreamHook(FulfillmentHook):
         already yielded are skipped rather than repeated.
         """
         plan = StreamPagePlan("/orders", query.params)
-        return self._unique(self._pages(plan))
+        return self._unique(self._pages(plan, self.parse_raw_page if query.raw else self.parse_page))
 
-    def _pages(self, plan: StreamPagePlan) -> Iterator[StreamOrder]:
+    def _pages(self, plan: StreamPagePlan, parse: Any) -> Iterator[StreamOrder]:
         if self.settings.max_concurrency <= 1:
-            yield from self.drive(plan, self.parse_page)
+            yield from self.drive(plan, parse)
             return
-        first = self.http.request("GET", plan.path, params=plan.first().params, parse=self.parse_page)
+        first = self.http.request("GET", plan.path, params=plan.first().params, parse=parse)
         yield from first.records
         if not first.records:
             return
         work = ((None, request) for request in plan.remaining(first))
-        for _, _, page in self.fetch_ordered(work, self.parse_page):
+        for _, _, page in self.fetch_ordered(work, parse):
             yield from page.records
 
-    @staticmethod
-    def _unique(orders: Iterator[StreamOrder]) -> Iterator[StreamOrder]:
+    def _unique(self, orders: Iterator[Any]) -> Iterator[Any]:
         seen: set[Any] = set()
+        record_id = self.record_id
         for order in orders:
-            if order.id not in seen:
-                seen.add(order.id)
+            key = record_id(order)
+            if key not in seen:
+                seen.add(key)
                 yield order
 
     def normalize(self, resource: Resource, record: Any) -> Any:
+        if type(record) is dict:
+            record = StreamOrder.model_validate(record)
         return record.to_common() if resource == "orders" else record.to_common_shipment()
 
     # single records ------------------------------------------------------------------
