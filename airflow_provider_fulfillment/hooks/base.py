@@ -245,7 +245,8 @@ class FulfillmentHook(BaseHook):
         raise NotImplementedError
 
     def _records(self, query: Query) -> Iterator[Any]:
-        return self.trim(self.fetch(query), query.window, query.window_field)
+        records = self.fetch(query)
+        return records if query.window is None else self.trim(records, query.window, query.window_field)
 
     def trim(self, records: Iterable[Any], window: Window | None, field_name: str | None) -> Iterator[Any]:
         """Keep exactly the records whose `field_name` lies in [start, end): vendor bounds are coarser."""
