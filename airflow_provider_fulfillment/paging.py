@@ -101,13 +101,30 @@ class DropStreamSessionPlan(_Plan[R]):
         self.ordered_by_id = ordered_by_id
         self.max_reopens = max_reopens
         self.reopens = 0
+        self.gaps = 0
+        self.expected_page = 1
         self.last_id: Any = None
         self.seen: set[Hashable] = set()
 
     def first(self) -> PageRequest:
+        self.expected_page = 1
         return PageRequest(self.path, dict(self.params))
 
     def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
+        # A session is a cursor on the server: when an answer is lost in transit (a dropped
+        # connection, a truncated body) the retried request gets the *next* page. The page number
+        # shows the gap; the lost records are recovered by reopening, never skipped.
+        number = page.meta.get("page")
+        if number is not None and int(number) != self.expected_page:
+            if self.reopens >= self.max_reopens:
+                raise FulfillmentError(
+                    f"GET {self.path}: session answered page {number} where page {self.expected_page} "
+                    f"was due, and {self.reopens} reopenings did not help"
+                )
+            self.reopens += 1
+            self.gaps += 1
+            return [], self.first()
+        self.expected_page += 1
         fresh = self._unseen(page.records)
         if len(page.records) < self.limit:
             return fresh, None

@@ -292,3 +292,24 @@ def test_raw_mode_session_expiry_exactly_once(make_hook):
         if order["id"] == 120:
             fake.expired.add("s1")
     assert seen == list(range(1, 251))
+
+
+def test_lost_session_answer_is_detected_by_page_number_and_recovered(make_hook):
+    """The retried continuation gets the next page (the cursor moved): reopen, lose nothing."""
+    hook, fake, rec = make_hook()
+    real = fake.__call__
+    state = {"dropped": False}
+
+    def lossy(request):
+        response = real(request)
+        if "session_id=s1" in str(request.url) and not state["dropped"]:
+            state["dropped"] = True  # the server advanced the cursor, the answer never arrived
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+        return response
+
+    rec.handler = lossy
+    ids = [o.id for o in hook.iter_orders(limit=100, paging="session")]
+    assert ids == list(range(1, 251))
+    orders = rec.data_requests("/dropstream/orders")
+    # open, lost continuation, retry answered page 3 (gap), reopen, then s2 to the end
+    assert orders[:4] == [{"limit": "100"}, {"session_id": "s1"}, {"session_id": "s1"}, {"limit": "100"}]
