@@ -8,8 +8,10 @@ exactly-once and never-truncated guarantees are written, and tested, once for ev
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from airflow_provider_fulfillment.http import FulfillmentAPIError, FulfillmentError, VendorRejected
@@ -21,8 +23,11 @@ DROPSTREAM_RESULT_CAP = 10_000
 DROPSTREAM_MAX_LIMIT = 1000
 DCL_MAX_PAGE_SIZE = 100
 STREAM_PAGE_SIZE = 20
-# How many times one extraction may reopen an expired DropStream session before giving up.
+# How many DropStream sessions in a row may be reopened without bringing a new record.
 MAX_SESSION_REOPENS = 20
+# A reopened time-ordered session starts this much before the last record yielded (the vendor
+# does not say whether `_min` bounds are inclusive); the ids yielded inside it are skipped.
+RESUME_MARGIN = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -76,11 +81,17 @@ def is_session_expiry(request: PageRequest, error: FulfillmentAPIError) -> bool:
 
 
 class DropStreamSessionPlan(_Plan[R]):
-    """Session-based paging: continue with only `session_id`; reopen on expiry; yield each record once.
+    """Session-based paging: continue with only `session_id`; reopen on expiry or loss; each record once.
 
-    When results are sorted by id (the default) the plan remembers the last id yielded and, after
-    reopening a session with the original parameters, skips everything up to it. Under any other
-    sort it remembers every id yielded, which costs memory proportional to the result.
+    How a reopened session avoids repeating what was already yielded depends on the sort:
+
+    - `resume_field` (the hook asks for `sort=created_at` when the caller chose no sort): records
+      come in time order, so a reopened session is narrowed with `<field>_min` to the last time
+      yielded, less `RESUME_MARGIN`, and the few ids yielded inside that margin are skipped.
+      Reopening costs about one page, so progress is made even when answers are lost often.
+    - sorted by id: the original parameters again, skipping every id up to the last one yielded.
+    - any other sort: the original parameters again, skipping every id yielded (memory grows
+      with the result).
     """
 
     def __init__(
@@ -91,24 +102,40 @@ class DropStreamSessionPlan(_Plan[R]):
         *,
         limit: int,
         ordered_by_id: bool,
+        resume_field: str | None = None,
+        time_of: Callable[[R], datetime | None] | None = None,
         max_reopens: int = MAX_SESSION_REOPENS,
     ) -> None:
+        if resume_field is not None and time_of is None:
+            raise ValueError("resume_field needs time_of")
         self.path = path
         self.params = {**params, "limit": limit}
         self.params.pop("page", None)
         self.limit = limit
         self.id_of = id_of
         self.ordered_by_id = ordered_by_id
+        self.resume_field = resume_field
+        self.time_of = time_of
         self.max_reopens = max_reopens
-        self.reopens = 0
+        self.reopens = 0  # in all, for the log
+        self.stalled_reopens = 0  # since the last page that brought something new
         self.gaps = 0
         self.expected_page = 1
         self.last_id: Any = None
+        self.last_time: datetime | None = None
+        self.boundary: deque[tuple[datetime, Hashable]] = deque()
         self.seen: set[Hashable] = set()
 
     def first(self) -> PageRequest:
         self.expected_page = 1
-        return PageRequest(self.path, dict(self.params))
+        params = dict(self.params)
+        if self.resume_field is not None and self.last_time is not None:
+            key = f"{self.resume_field}_min"
+            floor = self.last_time - RESUME_MARGIN
+            given = params.get(key)
+            if given is None or datetime.fromisoformat(str(given).replace("Z", "+00:00")) < floor:
+                params[key] = floor.isoformat(timespec="seconds")
+        return PageRequest(self.path, params)
 
     def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
         # A session is a cursor on the server: when an answer is lost in transit (a dropped
@@ -116,16 +143,12 @@ class DropStreamSessionPlan(_Plan[R]):
         # shows the gap; the lost records are recovered by reopening, never skipped.
         number = page.meta.get("page")
         if number is not None and int(number) != self.expected_page:
-            if self.reopens >= self.max_reopens:
-                raise FulfillmentError(
-                    f"GET {self.path}: session answered page {number} where page {self.expected_page} "
-                    f"was due, and {self.reopens} reopenings did not help"
-                )
-            self.reopens += 1
             self.gaps += 1
-            return [], self.first()
+            return [], self._reopen(f"session answered page {number} where page {self.expected_page} was due")
         self.expected_page += 1
         fresh = self._unseen(page.records)
+        if fresh:
+            self.stalled_reopens = 0
         if len(page.records) < self.limit:
             return fresh, None
         session_id = page.meta.get("session_id")
@@ -133,7 +156,19 @@ class DropStreamSessionPlan(_Plan[R]):
             raise FulfillmentError(f"GET {self.path}: session-based response carried no session_id")
         return fresh, PageRequest(self.path, {"session_id": session_id})
 
+    def _reopen(self, why: str) -> PageRequest:
+        if self.stalled_reopens >= self.max_reopens:
+            raise FulfillmentError(
+                f"GET {self.path}: {why}, and {self.stalled_reopens} reopened sessions in a row brought "
+                "nothing new"
+            )
+        self.reopens += 1
+        self.stalled_reopens += 1
+        return self.first()
+
     def _unseen(self, records: Sequence[R]) -> list[R]:
+        if self.resume_field is not None:
+            return self._unseen_by_time(records)
         fresh: list[R] = []
         if self.ordered_by_id:
             last = self.last_id
@@ -143,19 +178,50 @@ class DropStreamSessionPlan(_Plan[R]):
                     fresh.append(record)
                     last = key
             self.last_id = last
-        else:
-            for record in records:
-                key = self.id_of(record)
-                if key not in self.seen:
-                    self.seen.add(key)
-                    fresh.append(record)
+            return fresh
+        for record in records:
+            key = self.id_of(record)
+            if key not in self.seen:
+                self.seen.add(key)
+                fresh.append(record)
+        return fresh
+
+    def _unseen_by_time(self, records: Sequence[R]) -> list[R]:
+        assert self.time_of is not None
+        fresh: list[R] = []
+        boundary, seen = self.boundary, self.seen
+        for record in records:
+            moment = self.time_of(record)
+            key = self.id_of(record)
+            if moment is None:
+                raise FulfillmentError(
+                    f"GET {self.path}: a record without {self.resume_field} in a session read in "
+                    f"{self.resume_field} order (id {key!r})"
+                )
+            if self.last_time is not None and moment < self.last_time - RESUME_MARGIN:
+                # Everything this old was yielded already, and the server promised time order:
+                # a record here means it did not keep that promise, so exactly-once is not provable.
+                raise FulfillmentError(
+                    f"GET {self.path}: records did not come in {self.resume_field} order "
+                    f"({key!r} at {moment.isoformat()} after {self.last_time.isoformat()}); "
+                    "pass sort='id' to read in id order instead"
+                )
+            if key in seen:
+                continue
+            fresh.append(record)
+            seen.add(key)
+            boundary.append((moment, key))
+            if self.last_time is None or moment > self.last_time:
+                self.last_time = moment
+            floor = self.last_time - RESUME_MARGIN
+            while boundary and boundary[0][0] < floor:
+                seen.discard(boundary.popleft()[1])
         return fresh
 
     def recover(self, request: PageRequest, error: FulfillmentAPIError) -> PageRequest | None:
-        if not is_session_expiry(request, error) or self.reopens >= self.max_reopens:
+        if not is_session_expiry(request, error):
             return None
-        self.reopens += 1
-        return self.first()
+        return self._reopen(f"the session expired ({error.status})")
 
 
 class DropStreamPagePlan(_Plan[R]):

@@ -8,7 +8,7 @@ import pytest
 
 from airflow_provider_fulfillment.hooks.base import RecordNotFound
 from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
-from airflow_provider_fulfillment.http import FulfillmentAPIError, FulfillmentAuthError
+from airflow_provider_fulfillment.http import FulfillmentAPIError, FulfillmentAuthError, FulfillmentError
 from tests.fakes import BASE, FakeDropStream, Recorder, dropstream_order, json_response
 
 HOST = "http://ds.test/dropstream"
@@ -34,7 +34,7 @@ def test_session_paging_sends_only_session_id_on_continuation(make_hook):
     assert ids == list(range(1, 251))
     assert rec.paths() == ["/dropstream/auth/token"] + ["/dropstream/orders"] * 3
     first, *rest = rec.data_requests("/dropstream/orders")
-    assert first == {"store_id": "7", "limit": "100"}
+    assert first == {"store_id": "7", "limit": "100", "sort": "created_at"}
     assert rest == [{"session_id": "s1"}, {"session_id": "s1"}]
 
 
@@ -57,17 +57,37 @@ def test_session_expiry_mid_stream_reopens_and_yields_each_record_once(make_hook
             fake.expired.add("s1")
     assert seen == list(range(1, 251))
     orders = rec.data_requests("/dropstream/orders")
-    # s1 page 1, s1 page 2, s1 expired (404), reopened with the original params, then s2 onwards.
+    # s1 page 1, s1 page 2, s1 expired (404), reopened from the last created_at handed out (order
+    # 200, 03:20) less a second, so the new session starts near where the old one stopped.
     assert orders[2] == {"session_id": "s1"}
-    assert orders[3] == {"limit": "100"}
-    assert orders[4:] == [{"session_id": "s2"}, {"session_id": "s2"}]
+    assert orders[3] == {"limit": "100", "sort": "created_at", "created_at_min": "2025-10-01T03:19:59+00:00"}
+    assert orders[4:] == []  # orders 200..250 fit in that one page
+
+
+def test_session_expiry_with_id_sort_reopens_and_skips_up_to_the_last_id(make_hook):
+    hook, fake, rec = make_hook()
+    seen = []
+    for order in hook.iter_orders(limit=100, paging="session", sort="id"):
+        seen.append(order.id)
+        if order.id == 150:
+            fake.expired.add("s1")
+    assert seen == list(range(1, 251))
+    assert rec.data_requests("/dropstream/orders")[3] == {"limit": "100", "sort": "id"}  # from the start
+
+
+def test_session_out_of_time_order_fails_loudly_rather_than_drop_records(make_hook):
+    orders = [dropstream_order(i) for i in range(1, 31)]
+    orders[20]["created_at"] = "2025-09-01T00:00:00Z"  # the server says it sorted, but did not
+    hook, fake, rec = make_hook(orders)
+    with pytest.raises(FulfillmentError, match="did not come in created_at order"):
+        list(hook.iter_orders(limit=10, paging="session"))
 
 
 def test_session_expiry_with_other_sort_dedupes_by_seen_ids(make_hook):
     orders = [dropstream_order(i) for i in range(1, 51)]
     hook, fake, rec = make_hook(orders)
     seen = []
-    for order in hook.iter_orders(limit=20, paging="session", sort="created_at"):
+    for order in hook.iter_orders(limit=20, paging="session", sort="ordered_at"):
         seen.append(order.id)
         if len(seen) == 25:
             fake.expired.add("s1")
@@ -87,7 +107,7 @@ def test_page_cap_never_truncates_without_window_falls_back_to_session(make_hook
     assert ids == list(range(1, 31))
     orders = rec.data_requests("/dropstream/orders")
     assert orders[0] == {"limit": "5", "page": "1"}
-    assert orders[1] == {"limit": "5"}  # the session that replaces the capped page set
+    assert orders[1] == {"limit": "5", "sort": "created_at"}  # the session replacing the capped pages
 
 
 def test_window_split_sequentially_until_each_part_fits_the_cap(make_hook):
@@ -190,7 +210,7 @@ def test_retries_exhausted_names_request_status_and_attempts(make_hook):
     with pytest.raises(FulfillmentAPIError) as caught:
         list(hook.iter_orders(limit=10))
     assert str(caught.value) == (
-        "connection 'ds': GET /orders?limit=10 failed after 3 attempts: HTTP 502: bad gateway"
+        "connection 'ds': GET /orders?sort=created_at&limit=10 failed after 3 attempts: HTTP 502: bad gateway"
     )
 
 
@@ -311,5 +331,10 @@ def test_lost_session_answer_is_detected_by_page_number_and_recovered(make_hook)
     ids = [o.id for o in hook.iter_orders(limit=100, paging="session")]
     assert ids == list(range(1, 251))
     orders = rec.data_requests("/dropstream/orders")
-    # open, lost continuation, retry answered page 3 (gap), reopen, then s2 to the end
-    assert orders[:4] == [{"limit": "100"}, {"session_id": "s1"}, {"session_id": "s1"}, {"limit": "100"}]
+    # open, lost continuation, retry answered page 3 (gap), reopen after order 100 (01:40), s2 to the end
+    assert orders[:4] == [
+        {"limit": "100", "sort": "created_at"},
+        {"session_id": "s1"},
+        {"session_id": "s1"},
+        {"limit": "100", "sort": "created_at", "created_at_min": "2025-10-01T01:39:59+00:00"},
+    ]

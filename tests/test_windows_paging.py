@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from airflow_provider_fulfillment.http import FulfillmentAPIError
+from airflow_provider_fulfillment.http import FulfillmentAPIError, FulfillmentError
 from airflow_provider_fulfillment.paging import (
     CapReached,
     DropStreamPagePlan,
@@ -83,14 +83,34 @@ def test_session_plan_reopens_on_expiry_only_for_continuations_and_skips_yielded
     assert plan.recover(nxt, expired) == plan.first()
     records, _ = plan.advance(plan.first(), _page([1, 2], session_id="def"))
     assert records == []  # already yielded before the expiry
+    with pytest.raises(FulfillmentError, match="1 reopened sessions in a row brought nothing new"):
+        plan.recover(nxt, expired)
     records, _ = plan.advance(plan.first(), _page([3], session_id="def"))
     assert [r.id for r in records] == [3]
-    assert plan.recover(nxt, expired) is None  # reopen budget spent
     not_expiry = FulfillmentAPIError("c", "GET", "/orders", {}, 404, "no")
     assert plan.recover(plan.first(), not_expiry) is None
     worded = FulfillmentAPIError("c", "GET", "/orders", {"session_id": "x"}, 422, "Session has expired")
     fresh = DropStreamSessionPlan("/orders", {}, lambda r: r.id, limit=2, ordered_by_id=True)
     assert fresh.recover(PageRequest("/orders", {"session_id": "x"}), worded) is not None
+
+
+def _timed(ids, minute=lambda i: i):
+    return Page([type("R", (), {"id": i, "t": T0 + timedelta(minutes=minute(i))})() for i in ids], {"session_id": "s"})
+
+
+def test_time_ordered_session_resumes_from_the_last_time_and_skips_the_boundary():
+    plan = DropStreamSessionPlan(
+        "/orders", {"created_at_min": "2025-03-01T00:00:00+00:00"}, lambda r: r.id, limit=3,
+        ordered_by_id=False, resume_field="created_at", time_of=lambda r: r.t,
+    )  # fmt: skip
+    assert plan.first().params["created_at_min"] == "2025-03-01T00:00:00+00:00"
+    records, nxt = plan.advance(plan.first(), _timed([1, 2, 3], minute=lambda i: 5))  # all at 00:05
+    assert [r.id for r in records] == [1, 2, 3]
+    reopened = plan.recover(nxt, FulfillmentAPIError("c", "GET", "/orders", {"session_id": "s"}, 404, "gone"))
+    assert reopened.params == {"created_at_min": "2025-03-09T00:04:59+00:00", "limit": 3}
+    # The new session serves the same-second records again, then one more: only that one is new.
+    records, _ = plan.advance(reopened, _timed([1, 2, 4], minute=lambda i: 5))
+    assert [r.id for r in records] == [4]
 
 
 def test_page_plan_detects_the_cap_and_lists_remaining_pages():

@@ -286,9 +286,7 @@ class FulfillmentHook(BaseHook):
                     retry = plan.recover(request, error)
                     if retry is None:
                         raise
-                    log.warning(
-                        "connection '%s': %s; reopening with the original parameters", self.conn_id, error
-                    )
+                    log.warning("%s; reopening the session", error)
                     request = retry
                     continue
             current = request

@@ -198,12 +198,19 @@ class DropStreamHook(FulfillmentHook):
         return self._pages_or_session(query, limit)
 
     def _session(self, query: Query, params: Mapping[str, Any], limit: int) -> Iterator[Any]:
+        """Read through a session. With no sort asked for, read in `created_at` order: a session
+        reopened after an expiry or a lost answer then resumes where it stopped (see the plan)."""
+        sort = params.get("sort")
+        if sort is None:
+            params = {**params, "sort": "created_at"}
         plan = DropStreamSessionPlan(
             f"/{query.resource}",
             params,
             id_of=self.record_id,
             limit=limit,
-            ordered_by_id=params.get("sort", "id") == "id",
+            ordered_by_id=sort == "id",
+            resume_field="created_at" if sort in (None, "created_at") else None,
+            time_of=lambda record: self.record_time(record, "created_at"),
         )
         return self.drive(plan, self.parse_page(query.resource, query.raw))
 
