@@ -1,0 +1,98 @@
+"""Fixtures to run operators through `dag.test()`: a metadata DB, DAG registration, XCom and failure capture."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+DROPSTREAM_CONN = (
+    '{"conn_type": "dropstream", "host": "http://127.0.0.1:9/dropstream", "login": "u", "password": "p"}'
+)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh SQLite metadata DB in the test run's AIRFLOW_HOME (see tests/conftest.py), made once."""
+    from airflow.utils import db
+
+    assert "fulfillment-airflow-home-" in os.environ.get("AIRFLOW_HOME", ""), (
+        "tests must run in a throwaway home"
+    )
+    db.initdb()
+
+
+def _register(dag: Any) -> None:
+    """Write the DAG to the metadata DB, as the DAG processor would: `dag.test()` needs it serialized."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    with create_session() as session:
+        update_dag_parsing_results_in_db(
+            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+        )
+
+
+@pytest.fixture
+def run_dag(airflow_db: None) -> Callable[..., Any]:
+    """`run_dag(dag, logical_date)` → the finished DagRun (tasks run in-process, triggers inline)."""
+
+    def run(dag: Any, logical_date: datetime | None = None) -> Any:
+        _register(dag)
+        return dag.test(logical_date=logical_date)
+
+    return run
+
+
+@pytest.fixture
+def xcom() -> Callable[..., Any]:
+    """`xcom(dag_run, task_id, key="return_value")` → the deserialized value (None if absent)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    def read(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+        with create_session() as session:
+            row = (
+                session.query(XComModel)
+                .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key)
+                .one_or_none()
+            )
+            return None if row is None else XComModel.deserialize_value(row)
+
+    return read
+
+
+@pytest.fixture
+def task_states() -> Callable[[Any], dict[str, str]]:
+    def states(dag_run: Any) -> dict[str, str]:
+        return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+    return states
+
+
+class Failures:
+    """An `on_failure_callback` that records each failed task's exception (tasks run in-process)."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, BaseException] = {}
+
+    def __call__(self, context: Any) -> None:
+        self.errors[context["ti"].task_id] = context.get("exception")
+
+
+@pytest.fixture
+def failures() -> Iterator[Failures]:
+    yield Failures()
+
+
+@pytest.fixture
+def dropstream_conn(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_DROPSTREAM_DEFAULT", DROPSTREAM_CONN)
+    return "dropstream_default"

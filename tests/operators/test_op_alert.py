@@ -1,0 +1,144 @@
+"""FulfillmentErrorStateOperator against a scripted hook: queries per state, the message, threshold, soft mode.
+
+(Runs against the sandbox, through `dag.test()`, are in test_op_sandbox.py.)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_fulfillment.operators import alert as alert_module
+from airflow_provider_fulfillment.operators.alert import (
+    FulfillmentErrorStateOperator,
+    error_states,
+    resolve_states,
+    state_queries,
+)
+from tests.operators.helpers import BASE, FakeHook, ds_order, ds_shipment, iso
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    now = datetime.now(UTC)
+    orders = [
+        ds_order(
+            1, state="error_sending_to_warehouse", fulfillment_transitioned_at=iso(now - timedelta(days=3))
+        ),
+        ds_order(2, state="error", fulfillment_transitioned_at=iso(now - timedelta(days=5))),
+        ds_order(3, state="pending_shipment"),
+        ds_order(4, state="error_processing", fulfillment_transitioned_at=iso(now - timedelta(hours=1))),
+        ds_order(5, state="error", fulfillment_transitioned_at=iso(now - timedelta(days=1))),
+    ]
+    shipments = [ds_shipment(1, 1001, state="errored_processing"), ds_shipment(2, 1002)]
+    hook = FakeHook(orders, shipments)
+    monkeypatch.setattr(alert_module, "get_hook", lambda conn_id: hook)
+    return hook
+
+
+def run(op: FulfillmentErrorStateOperator) -> dict:
+    class TI:
+        pushed: dict = {}
+
+        def xcom_push(self, key, value):
+            self.pushed[key] = value
+
+    ti = TI()
+    try:
+        return op.execute({"ti": ti})  # type: ignore[arg-type]
+    finally:
+        run.pushed = ti.pushed  # type: ignore[attr-defined]
+
+
+def test_fails_with_an_actionable_message(fake):
+    op = FulfillmentErrorStateOperator(task_id="a", conn_id="dropstream_default", max_listed=2)
+    with pytest.raises(AirflowFailException) as failed:
+        run(op)
+    message = str(failed.value)
+    report = run.pushed["errored"]  # type: ignore[attr-defined]
+    first, second = report["records"][:2]
+    assert message == (
+        f"DropStream (conn dropstream_default): 4 orders in errored states: "
+        f"1002 (SO1002) error since {first['since']}; 1001 (SO1001) error_sending_to_warehouse since "
+        f"{second['since']}; and 2 more. By state: error 2, error_processing 1, error_sending_to_warehouse 1"
+    )
+    # one request per errored raw state, each with the vendor's own state filter
+    assert sorted(call[1]["state"] for call in fake.calls) == sorted(error_states("dropstream", "orders"))
+    assert [r["id"] for r in report["records"]] == ["1002", "1001", "1005", "1004"]  # oldest first
+    assert report["count"] == 4 and report["truncated"] is False
+
+
+def test_soft_threshold_stuck_for_and_bounded_list(fake):
+    report = run(FulfillmentErrorStateOperator(task_id="a", conn_id="c", soft=True, max_returned=2))
+    assert (
+        report["count"] == 4
+        and [r["id"] for r in report["records"]] == ["1002", "1001"]
+        and report["truncated"]
+    )
+    assert run(FulfillmentErrorStateOperator(task_id="b", conn_id="c", threshold=4))["count"] == 4
+    stuck = run(
+        FulfillmentErrorStateOperator(task_id="c", conn_id="c", soft=True, stuck_for=timedelta(days=2))
+    )
+    assert [r["id"] for r in stuck["records"]] == ["1002", "1001"]
+    assert stuck["records"][0]["age_seconds"] >= 5 * 86400 - 60
+    with pytest.raises(AirflowFailException, match=r"1 order in errored states for longer than 4d: 1002"):
+        run(FulfillmentErrorStateOperator(task_id="d", conn_id="c", stuck_for=timedelta(days=4)))
+
+
+def test_shipments_and_explicit_states(fake):
+    report = run(FulfillmentErrorStateOperator(task_id="a", conn_id="c", resource="shipments", soft=True))
+    assert report["records"] == [{
+        "id": "5001", "raw_status": "errored_processing", "status": "error", "since": report["records"][0]["since"],
+        "age_seconds": report["records"][0]["age_seconds"], "order_id": "1001", "tracking_numbers": ["1Z00005001"],
+    }]  # fmt: skip
+    with pytest.raises(
+        AirflowFailException, match=r"1 shipment in errored states: 5001 \(tracking 1Z00005001; order 1001\)"
+    ):
+        run(FulfillmentErrorStateOperator(task_id="b", conn_id="c", resource="shipments"))
+    only = run(FulfillmentErrorStateOperator(task_id="c", conn_id="c", states=["error"], soft=True))
+    assert only["states"] == ["error"] and only["count"] == 2
+
+
+def test_state_resolution_and_queries():
+    assert resolve_states("dcl", "orders", None) == ["2"]
+    assert resolve_states("dcl", "shipments", None) == []
+    assert "lost_in_transit" in resolve_states("stream", "shipments", None)
+    assert resolve_states("dropstream", "orders", ["error"]) == ["error"]  # a raw state wins
+    assert resolve_states("stream", "orders", "canceled") == ["cancelled"]  # a normalized status expands
+    with pytest.raises(ValueError, match="unknown state 'on_fire'"):
+        resolve_states("dropstream", "orders", ["on_fire"])
+    assert state_queries("dcl", "orders", ["2", "cancelled"], {"filter": 'custom_field1 eq "VIP"'}) == [
+        ("2", {"filter": 'custom_field1 eq "VIP", order_stage eq 2'}),
+        ("cancelled", {"filter": 'custom_field1 eq "VIP"'}),
+    ]
+    assert state_queries("stream", "orders", ["pickup_missed"], {}) == [
+        ("pickup_missed", {"status": "pickup_missed"})
+    ]
+
+
+def test_bad_arguments(fake):
+    with pytest.raises(AirflowFailException, match="unknown state"):
+        run(FulfillmentErrorStateOperator(task_id="a", conn_id="c", states=["nope"]))
+    with pytest.raises(AirflowFailException, match="as states="):
+        run(FulfillmentErrorStateOperator(task_id="b", conn_id="c", filters={"state": "error"}))
+    with pytest.raises(AirflowFailException, match="unknown filter"):
+        run(FulfillmentErrorStateOperator(task_id="c", conn_id="c", filters={"colour": "red"}))
+    with pytest.raises(ValueError, match="threshold"):
+        FulfillmentErrorStateOperator(task_id="d", conn_id="c", threshold=-1)
+
+
+def test_through_dag_test_the_failure_callback_fires(request, run_dag, xcom, fake, failures, task_states):
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)
+    with DAG(name, schedule=None, start_date=BASE, catchup=False) as dag:
+        FulfillmentErrorStateOperator(task_id="alert", conn_id="dropstream_default", retries=3,
+                                      on_failure_callback=failures)  # fmt: skip
+        FulfillmentErrorStateOperator(task_id="soft", conn_id="dropstream_default", soft=True)
+    dag_run = run_dag(dag, None)
+    assert task_states(dag_run) == {"alert": "failed", "soft": "success"}  # failed at once, no retries
+    assert "4 orders in errored states: 1002 (SO1002) error since" in str(failures.errors["alert"])
+    assert xcom(dag_run, "soft")["count"] == 4
+    assert xcom(dag_run, "alert", key="errored")["count"] == 4
