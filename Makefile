@@ -22,15 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check airflow_provider_fulfillment tests dags benchmarks
+	$(VENV)/bin/ruff check airflow_provider_fulfillment tests dags benchmarks scripts
 	$(PY) -m pytest -q -m "not soak"
 
 test-soak: $(STAMP)
 	$(PY) -m pytest -q -m soak
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check airflow_provider_fulfillment tests dags benchmarks
-	$(VENV)/bin/ruff format --check airflow_provider_fulfillment tests dags benchmarks
+	$(VENV)/bin/ruff check airflow_provider_fulfillment tests dags benchmarks scripts
+	$(VENV)/bin/ruff format --check airflow_provider_fulfillment tests dags benchmarks scripts
 
 sandbox: $(STAMP)
 	$(PY) -m airflow_provider_fulfillment.sandbox --port 8088
@@ -42,7 +42,10 @@ airflow: $(STAMP)
 	$(PY) scripts/demo.py --standalone
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	@# The http provider is installed for the HttpOperator baseline only (pinned like the rest).
+	@$(VENV)/bin/uv pip install -q -p $(PY) -c constraints.txt apache-airflow-providers-http 2>/dev/null \
+		|| $(PY) -m pip install -q -c constraints.txt apache-airflow-providers-http
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .bench

@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name.replace('_', '-')}", default=getattr(SandboxConfig, name))
     p.add_argument("--env-file", default=None, help="also write the export lines to this file")
     p.add_argument("--no-warm", action="store_true", help="do not build the shipment index before serving")
+    p.add_argument(
+        "--record-cache", type=int, default=20_000,
+        help="rendered DropStream records kept in memory (benchmarks: the world's size)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="warning")
     faults = p.add_argument_group("fault knobs (see airflow_provider_fulfillment.sandbox.faults)")
     faults.add_argument(
@@ -90,6 +94,7 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
             raise SystemExit("--end needs a timezone offset (e.g. Z)")
         extra["end"] = end
     return SandboxConfig(
+        record_cache=args.record_cache,
         seed=args.seed,
         orders=args.orders,
         days=args.days,

@@ -73,6 +73,9 @@ class SandboxConfig:
     faults: Faults = field(default_factory=Faults)
     max_records: int = 200_000
     """Per-request records kept by the counters (counts are never capped)."""
+    record_cache: int = 20_000
+    """Rendered DropStream records kept in memory. Benchmarks raise it to the world's size so that
+    serving a page is joining cached bytes, and the sandbox is not what they measure."""
 
     @classmethod
     def field_names(cls) -> frozenset[str]:
@@ -142,6 +145,7 @@ class SandboxApp:
             dcl_orders=config.dcl_orders,
             stream_orders=config.stream_orders,
             planted=config.planted,
+            record_cache=config.record_cache,
         )
         self.log = RequestLog(config.max_records)
         self.runtime = FaultRuntime(config.faults)

@@ -120,8 +120,9 @@ class Faults:
                 raise ValueError(f"{name} must be >= 0")
         if self.truncate_mode not in ("length", "json"):
             raise ValueError("truncate_mode must be 'length' or 'json'")
-        if not 500 <= self.error_status <= 599:
-            raise ValueError("error_status must be a 5xx status")
+        # 5xx for server faults; a 4xx too, e.g. a 404 for "this tracking number is not visible yet".
+        if not 400 <= self.error_status <= 599:
+            raise ValueError("error_status must be a 4xx or 5xx status")
         for f in fields(self):
             if f.name == "prefix" or f.name.endswith("_prefix"):
                 value = getattr(self, f.name)

@@ -37,6 +37,7 @@ class World:
         dcl_orders: int | None = None,
         stream_orders: int | None = None,
         planted: int = 5,
+        record_cache: int = 20_000,
     ) -> None:
         if end.tzinfo is None:
             raise ValueError("end must be timezone-aware")
@@ -50,7 +51,9 @@ class World:
         self.stream_orders = (
             stream_orders if stream_orders is not None else max(60, min(orders // 10, 100_000))
         )
-        self.dropstream = DropStreamWorld(seed, orders, start_s, end_s, planted=planted)
+        self.dropstream = DropStreamWorld(
+            seed, orders, start_s, end_s, planted=planted, record_cache=record_cache
+        )
         self.dcl = DclWorld(seed, self.dcl_orders, start_s, end_s)
         self.stream = StreamWorld(seed, self.stream_orders, start_s, end_s)
 

@@ -131,12 +131,14 @@ def test_knob_validation():
     for bad in (
         {"error_rate": 2},
         {"truncate_mode": "half"},
-        {"error_status": 404},
+        {"error_status": 302},
+        {"error_status": 600},
         {"prefix": "dcl"},
         {"drop_every": -1},
     ):
         with pytest.raises(ValueError):
             Faults.from_dict(bad)
+    assert Faults.from_dict({"error_status": 404}).error_status == 404  # "not visible yet"
     f = Faults.from_dict({"error_every": "3", "retry_after": "0.5", "session_expire_after": "none"})
     assert (f.error_every, f.retry_after, f.session_expire_after) == (3, 0.5, None)
 
