@@ -103,6 +103,14 @@ class FulfillmentHook(BaseHook):
         self._async_transport = async_transport
         self._settings: ClientSettings | None = None
 
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The form's behaviour as declared once, in `get_provider_info()` (what Airflow 3.2+ reads)."""
+        from airflow_provider_fulfillment import get_provider_info
+
+        kinds = get_provider_info()["connection-types"]
+        return next(k["ui-field-behaviour"] for k in kinds if k["connection-type"] == cls.conn_type)
+
     # connection ----------------------------------------------------------------------
     @property
     def settings(self) -> ClientSettings:
@@ -381,6 +389,15 @@ class FulfillmentHook(BaseHook):
 
     def state_from_response(self, resource: str, ident: str, response: httpx.Response) -> RecordState:
         raise NotImplementedError
+
+    def state_of(self, resource: str, ident: str, common: Any) -> RecordState:
+        """A found record's state from its normalized form; since when: the vendor's transition time
+        if it gives one, else the last modification, else creation."""
+        since = common.status_since or getattr(common, "modified_at", None) or common.created_at
+        return RecordState(
+            self.vendor, resource, ident, True, common.raw_status, common.status,
+            since.isoformat() if since else None,
+        )  # fmt: skip
 
     def get_state(self, resource: str, ident: str | int) -> RecordState:
         """Where one order or shipment stands now (sensors poke with this)."""

@@ -150,13 +150,6 @@ class DclHook(FulfillmentHook):
     }
     filters: ClassVar[Mapping[str, Mapping[str, Any]]] = {"orders": _order_filters, "shipments": _order_filters}
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        from airflow_provider_fulfillment import get_provider_info
-
-        kinds = get_provider_info()["connection-types"]
-        return next(k["ui-field-behaviour"] for k in kinds if k["connection-type"] == cls.conn_type)
-
     def build_auth(self, settings: ClientSettings) -> httpx.Auth:
         if not (settings.login and settings.password):
             raise ValueError(f"connection '{settings.conn_id}': DCL needs the account login and password")
@@ -282,11 +275,7 @@ class DclHook(FulfillmentHook):
             # An order's shipments move together; the least advanced one says where the order stands.
             rank = {"error": 0, "pending": 1, "processing": 2, "shipped": 3, "delivered": 4, "canceled": 5}
             common = min(shipments, key=lambda s: rank.get(s.status, 2))
-        since = common.status_since or getattr(common, "modified_at", None) or common.created_at
-        return RecordState(
-            self.vendor, resource, ident, True, common.raw_status, common.status,
-            since.isoformat() if since else None,
-        )  # fmt: skip
+        return self.state_of(resource, ident, common)
 
     def probe(self) -> str:
         page = self.http.request("GET", "/orders", params={"page": 1, "page_size": 1}, parse=self.parse_page)

@@ -116,13 +116,6 @@ class DropStreamHook(FulfillmentHook):
         },
     }
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        from airflow_provider_fulfillment import get_provider_info
-
-        kinds = get_provider_info()["connection-types"]
-        return next(k["ui-field-behaviour"] for k in kinds if k["connection-type"] == cls.conn_type)
-
     # auth ----------------------------------------------------------------------------
     def build_auth(self, settings: ClientSettings) -> httpx.Auth:
         if settings.token:
@@ -360,11 +353,7 @@ class DropStreamHook(FulfillmentHook):
             # A tracking number can be reused; the latest shipment carrying it is the one that counts.
             latest = max(shipments, key=lambda s: (s.created_at is not None, s.created_at, s.id))
             common = latest.to_common()
-        since = common.status_since or common.created_at
-        return RecordState(
-            self.vendor, resource, ident, True, common.raw_status, common.status,
-            since.isoformat() if since else None,
-        )  # fmt: skip
+        return self.state_of(resource, ident, common)
 
     def probe(self) -> str:
         page = self.http.request(

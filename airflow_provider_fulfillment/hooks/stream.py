@@ -41,13 +41,6 @@ class StreamHook(FulfillmentHook):
     }
     filters: ClassVar[Mapping[str, Mapping[str, Any]]] = {"orders": _filters, "shipments": _filters}
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        from airflow_provider_fulfillment import get_provider_info
-
-        kinds = get_provider_info()["connection-types"]
-        return next(k["ui-field-behaviour"] for k in kinds if k["connection-type"] == cls.conn_type)
-
     def build_auth(self, settings: ClientSettings) -> httpx.Auth:
         if settings.token:
             return BearerTokenAuth(None, None, ready_token=settings.token)
@@ -136,11 +129,7 @@ class StreamHook(FulfillmentHook):
     def state_from_response(self, resource: str, ident: str, response: httpx.Response) -> RecordState:
         order = self.parse_order(ident, response)
         common = order.to_common() if resource == "order" else order.to_common_shipment()
-        since = common.status_since or common.created_at
-        return RecordState(
-            self.vendor, resource, ident, True, common.raw_status, common.status,
-            since.isoformat() if since else None,
-        )  # fmt: skip
+        return self.state_of(resource, ident, common)
 
     def probe(self) -> str:
         page = self.http.request("GET", "/orders", params={"page": 1}, parse=self.parse_page)
