@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -59,7 +60,9 @@ class FulfillmentAPIError(FulfillmentError):
         vendor_message: str,
         attempts: int = 1,
         hint: str = "",
+        vendor: str = "",
     ) -> None:
+        self.vendor = vendor
         self.conn_id = conn_id
         self.method = method
         self.path = path
@@ -75,7 +78,8 @@ class FulfillmentAPIError(FulfillmentError):
         request = f"{self.method} {self.path}{'?' + query if query else ''}"
         outcome = f"HTTP {self.status}" if self.status is not None else "no response"
         tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
-        text = f"connection '{self.conn_id}': {request} failed{tries}: {outcome}"
+        who = f"{self.vendor} connection" if self.vendor else "connection"
+        text = f"{who} '{self.conn_id}': {request} failed{tries}: {outcome}"
         if self.vendor_message:
             text += f": {self.vendor_message}"
         if self.hint:
@@ -94,6 +98,7 @@ class FulfillmentAPIError(FulfillmentError):
                 self.vendor_message,
                 self.attempts,
                 self.hint,
+                self.vendor,
             ),
         )
 
@@ -132,6 +137,7 @@ class ClientSettings:
 
     conn_id: str
     base_url: str
+    vendor: str = ""  # the vendor's name in messages ("DropStream"), since a conn id need not say it
     login: str | None = None
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
@@ -141,7 +147,7 @@ class ClientSettings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
 
     @classmethod
-    def from_connection(cls, conn: Any, default_base_url: str) -> ClientSettings:
+    def from_connection(cls, conn: Any, default_base_url: str, vendor: str = "") -> ClientSettings:
         extra = conn.extra_dejson or {}
         base_url = (conn.host or "").strip() or default_base_url
         if "://" not in base_url:
@@ -153,6 +159,7 @@ class ClientSettings:
         settings = cls(
             conn_id=conn.conn_id,
             base_url=base_url.rstrip("/"),
+            vendor=vendor,
             login=conn.login or None,
             password=conn.password or None,
             token=extra.get("token") or None,
@@ -227,9 +234,24 @@ class BearerTokenAuth(httpx.Auth):
             raise _RetryableStatus(token_response)
         if token_response.status_code >= 400:
             raise _TokenRefused(token_response)
-        token = self._read_token(token_response)
+        try:
+            token = self._read_token(token_response)
+        except ValueError as error:  # cut in transit (retry) or not the documented shape (don't)
+            raise _TokenUnreadable(token_response, str(error), not isinstance(error, InvalidBody)) from None
         mask_secret(token)
         self._token = token
+
+
+class InvalidBody(ValueError):
+    """A parser's verdict on a well-formed body that is not what the API documents (never retried)."""
+
+
+class _TokenUnreadable(Exception):
+    def __init__(self, response: httpx.Response, detail: str, transient: bool) -> None:
+        self.response = response
+        self.detail = detail
+        self.transient = transient
+        super().__init__(detail)
 
 
 class _TokenRefused(Exception):
@@ -434,11 +456,15 @@ class HttpCore:
     ) -> FulfillmentError:
         attempts = retrying.statistics.get("attempt_number", 1)
         conn_id = self.settings.conn_id
+        # Every error names the vendor too: a connection id like 'wh_east' does not say who failed.
+        api_error = partial(FulfillmentAPIError, vendor=self.settings.vendor)
+        auth_error = partial(FulfillmentAuthError, vendor=self.settings.vendor)
+        vendor_error = partial(FulfillmentVendorError, vendor=self.settings.vendor)
         shown = _safe_params(params)
         if isinstance(exc, FulfillmentError):
             return exc
         if isinstance(exc, _TokenRefused):
-            return FulfillmentAuthError(
+            return auth_error(
                 conn_id,
                 exc.response.request.method,
                 exc.response.request.url.path,
@@ -447,6 +473,13 @@ class HttpCore:
                 vendor_message(exc.response),
                 attempts,
                 hint="the sign-in was refused: check the connection's login and password",
+            )
+        if isinstance(exc, _TokenUnreadable):
+            request = exc.response.request
+            detail = ("response body is not JSON: " if exc.transient else "") + _clip(exc.detail)
+            return auth_error(
+                conn_id, request.method, request.url.path, None, exc.response.status_code, detail, attempts,
+                hint="the sign-in answer was not what the API documents",
             )
         if isinstance(exc, (_RetryableStatus, _FinalStatus)):
             response = exc.response
@@ -458,26 +491,26 @@ class HttpCore:
                     if renewable and status == 401
                     else "check the connection's credentials"
                 )
-                return FulfillmentAuthError(
+                return auth_error(
                     conn_id, method, path, shown, status, vendor_message(response), attempts, hint
                 )
             hint = ""
             if status == 429:
                 hint = "rate limited: raise the connection's max_attempts/max_wait or lower max_concurrency"
-            return FulfillmentAPIError(
+            return api_error(
                 conn_id, method, path, shown, status, vendor_message(response), attempts, hint
             )
         if isinstance(exc, VendorRejected):
-            return FulfillmentVendorError(
+            return vendor_error(
                 conn_id, method, path, shown, 200, f"error_code {exc.code}: {exc.message}".rstrip(": ")
             )
         if isinstance(exc, _BodyUnreadable):
-            return FulfillmentAPIError(
+            return api_error(
                 conn_id, method, path, shown, exc.status, exc.detail, attempts,
                 hint="the response body was not what the API documents",
             )
         if isinstance(exc, httpx.TransportError):
-            return FulfillmentAPIError(
+            return api_error(
                 conn_id,
                 method,
                 path,
@@ -488,7 +521,7 @@ class HttpCore:
                 hint=f"is {self.settings.base_url} reachable?",
             )
         if isinstance(exc, httpx.HTTPError):
-            return FulfillmentAPIError(conn_id, method, path, shown, None, str(exc), attempts)
+            return api_error(conn_id, method, path, shown, None, str(exc), attempts)
         raise exc
 
 
@@ -523,6 +556,8 @@ def _parsed(response: httpx.Response, parse: Callable[[httpx.Response], Any] | N
         )
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise _BodyUnreadable(response.status_code, f"invalid response body: {where}{more}", truncated) from None
+    except InvalidBody as error:  # well-formed, wrong shape: retrying will not help
+        raise _BodyUnreadable(response.status_code, f"invalid response body: {_clip(str(error))}", False) from None
     except ValueError as error:  # json.JSONDecodeError and friends: cut or garbled in transit
         raise _BodyUnreadable(response.status_code, f"response body is not JSON: {_clip(str(error))}", True) from None
 
@@ -530,7 +565,7 @@ def _parsed(response: httpx.Response, parse: Callable[[httpx.Response], Any] | N
 def _is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, _RetryableStatus):
         return True
-    if isinstance(exc, _BodyUnreadable):
+    if isinstance(exc, (_BodyUnreadable, _TokenUnreadable)):
         return exc.transient
     # Connection refused/reset, timeouts, dropped connections, truncated bodies: all transient.
     return isinstance(exc, httpx.TransportError)

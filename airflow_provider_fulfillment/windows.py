@@ -25,6 +25,12 @@ MIN_SPLIT = timedelta(seconds=1)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+def plain_utc(moment: datetime) -> datetime:
+    """`moment` as a plain `datetime` in UTC: pendulum's subclass drops a stdlib tzinfo in arithmetic."""
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC)
+
+
 def to_aware_datetime(value: Any, name: str) -> datetime:
     """A datetime from a datetime, date or ISO 8601 string; naive or unparsable input is an error."""
     if isinstance(value, datetime):
@@ -47,7 +53,7 @@ def to_aware_datetime(value: Any, name: str) -> datetime:
         raise ValueError(f"{name}: expected a datetime or ISO 8601 string, got {type(value).__name__}")
     if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
         raise ValueError(f"{name}: {value!r} has no time zone; give an offset or an aware datetime")
-    return moment.astimezone(UTC)
+    return plain_utc(moment)
 
 
 @dataclass(frozen=True, order=True)
@@ -62,7 +68,7 @@ class Window:
             moment = getattr(self, name)
             if not isinstance(moment, datetime) or moment.tzinfo is None:
                 raise ValueError(f"window {name} must be an aware datetime, got {moment!r}")
-            object.__setattr__(self, name, moment.astimezone(UTC))
+            object.__setattr__(self, name, plain_utc(moment))
         if self.end <= self.start:
             raise ValueError(
                 f"window end {self.end.isoformat()} must be after its start {self.start.isoformat()}"

@@ -210,7 +210,7 @@ def test_retries_exhausted_names_request_status_and_attempts(make_hook):
     with pytest.raises(FulfillmentAPIError) as caught:
         list(hook.iter_orders(limit=10))
     assert str(caught.value) == (
-        "connection 'ds': GET /orders?sort=created_at&limit=10 failed after 3 attempts: HTTP 502: bad gateway"
+        "DropStream connection 'ds': GET /orders?sort=created_at&limit=10 failed after 3 attempts: HTTP 502: bad gateway"
     )
 
 

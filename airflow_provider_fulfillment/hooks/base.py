@@ -25,6 +25,7 @@ from airflow_provider_fulfillment.http import (
     FulfillmentError,
     FulfillmentVendorError,
     HttpCore,
+    InvalidBody,
     VendorRejected,
 )
 from airflow_provider_fulfillment.paging import Page, PageRequest, PagingPlan
@@ -131,7 +132,7 @@ class FulfillmentHook(BaseHook):
                 f"connection '{self.conn_id}' has type '{conn_type}', but {type(self).__name__} "
                 f"needs a '{self.conn_type}' connection"
             )
-        settings = ClientSettings.from_connection(conn, self.default_base_url)
+        settings = ClientSettings.from_connection(conn, self.default_base_url, vendor=self.hook_name)
         if self._max_concurrency is not None:
             if self._max_concurrency < 1:
                 raise ValueError(f"max_concurrency must be at least 1, got {self._max_concurrency}")
@@ -264,6 +265,11 @@ class FulfillmentHook(BaseHook):
         start, end, moment_of = window.start, window.end, self.record_time
         for record in records:
             moment = moment_of(record, field_name or "")
+            if moment is None and _absent(record, field_name or ""):
+                raise FulfillmentError(
+                    f"connection '{self.conn_id}': {self.vendor} record {self.record_id(record)!r} has no "
+                    f"'{field_name}', so it cannot be placed in the window; has the API's schema changed?"
+                )
             if moment is not None and start <= moment < end:
                 yield record
 
@@ -353,6 +359,7 @@ class FulfillmentHook(BaseHook):
             request.params,
             200,
             f"error_code {rejected.code}: {rejected.message}".rstrip(": "),
+            vendor=self.hook_name,
         )
 
     # single records and states -------------------------------------------------------
@@ -451,17 +458,29 @@ class FulfillmentHook(BaseHook):
         raise NotImplementedError
 
 
-def raw_page(key: str, meta_keys: tuple[str, ...]) -> Callable[[httpx.Response], Page[dict[str, Any]]]:
+def _absent(record: Any, field_name: str) -> bool:
+    """Whether the vendor did not send the field at all (an explicit null is a value)."""
+    if type(record) is dict:
+        return field_name not in record
+    return field_name not in (record.model_fields_set | set(record.model_extra or ()))
+
+
+def raw_page(
+    key: str, meta_keys: tuple[str, ...], id_key: str = "id"
+) -> Callable[[httpx.Response], Page[dict[str, Any]]]:
     """A parser that keeps records as the vendor's JSON objects (json.loads only, no validation)."""
 
     def parse(response: httpx.Response) -> Page[dict[str, Any]]:
         # pydantic-core's Rust parser: the same objects as json.loads, about 1.6x faster on pages.
         body = from_json(response.content)
         if not isinstance(body, dict):
-            raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+            raise InvalidBody(f"expected a JSON object, got {type(body).__name__}")
         records = body.get(key) or []
         if not isinstance(records, list):
-            raise ValueError(f"expected '{key}' to be a list, got {type(records).__name__}")
+            raise InvalidBody(f"expected '{key}' to be a list, got {type(records).__name__}")
+        for number, record in enumerate(records):
+            if type(record) is not dict or id_key not in record:
+                raise InvalidBody(f"{key}.{number}.{id_key}: Field required")
         return Page(records, {name: body.get(name) for name in meta_keys})
 
     return parse

@@ -194,7 +194,7 @@ class DclHook(FulfillmentHook):
         page = DclOrderPage.model_validate_json(response.content)
         return Page(page.orders or [], {"error_code": page.error_code, "error_message": page.error_message})
 
-    parse_raw_page = staticmethod(raw_page("orders", ("error_code", "error_message")))
+    parse_raw_page = staticmethod(raw_page("orders", ("error_code", "error_message"), "order_number"))
     parse_time = staticmethod(parse_dcl_datetime)
 
     def model_for(self, resource: Resource) -> Any:
