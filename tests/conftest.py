@@ -10,6 +10,9 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 import json  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from datetime import datetime  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -23,3 +26,43 @@ def set_connection(monkeypatch):
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
 
     return define
+
+
+# ------------------------------------------------------------------ running DAGs through dag.test()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh SQLite metadata DB in the test run's AIRFLOW_HOME (see above), made once."""
+    from airflow.utils import db
+
+    assert "fulfillment-airflow-home-" in os.environ.get("AIRFLOW_HOME", ""), (
+        "tests must run in a throwaway home"
+    )
+    db.initdb()
+
+
+def _register(dag: Any) -> None:
+    """Write the DAG to the metadata DB, as the DAG processor would: `dag.test()` needs it serialized."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    with create_session() as session:
+        update_dag_parsing_results_in_db(
+            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+        )
+
+
+@pytest.fixture
+def run_dag(airflow_db: None) -> Callable[..., Any]:
+    """`run_dag(dag, logical_date)` → the finished DagRun (tasks run in-process, triggers inline)."""
+
+    def run(dag: Any, logical_date: datetime | None = None) -> Any:
+        _register(dag)
+        return dag.test(logical_date=logical_date)
+
+    return run

@@ -1,10 +1,8 @@
-"""Fixtures to run operators through `dag.test()`: a metadata DB, DAG registration, XCom and failure capture."""
+"""Fixtures for operator tests: XCom and failure capture (`airflow_db` and `run_dag` live in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -12,43 +10,6 @@ import pytest
 DROPSTREAM_CONN = (
     '{"conn_type": "dropstream", "host": "http://127.0.0.1:9/dropstream", "login": "u", "password": "p"}'
 )
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """A fresh SQLite metadata DB in the test run's AIRFLOW_HOME (see tests/conftest.py), made once."""
-    from airflow.utils import db
-
-    assert "fulfillment-airflow-home-" in os.environ.get("AIRFLOW_HOME", ""), (
-        "tests must run in a throwaway home"
-    )
-    db.initdb()
-
-
-def _register(dag: Any) -> None:
-    """Write the DAG to the metadata DB, as the DAG processor would: `dag.test()` needs it serialized."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    with create_session() as session:
-        update_dag_parsing_results_in_db(
-            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
-        )
-
-
-@pytest.fixture
-def run_dag(airflow_db: None) -> Callable[..., Any]:
-    """`run_dag(dag, logical_date)` → the finished DagRun (tasks run in-process, triggers inline)."""
-
-    def run(dag: Any, logical_date: datetime | None = None) -> Any:
-        _register(dag)
-        return dag.test(logical_date=logical_date)
-
-    return run
 
 
 @pytest.fixture
