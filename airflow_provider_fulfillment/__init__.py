@@ -81,22 +81,41 @@ def get_provider_info() -> dict:
             }
         ],
         "sensors": [
-            {"integration-name": "DropStream", "python-modules": ["airflow_provider_fulfillment.sensors.state"]}
+            {
+                "integration-name": "DropStream",
+                "python-modules": ["airflow_provider_fulfillment.sensors.state"],
+            }
         ],
         "triggers": [
-            {"integration-name": "DropStream", "python-modules": ["airflow_provider_fulfillment.triggers.state"]}
+            {
+                "integration-name": "DropStream",
+                "python-modules": ["airflow_provider_fulfillment.triggers.state"],
+            }
         ],
         "connection-types": [
             _connection_type(
-                "dropstream", "dropstream.DropStreamHook", "DropStream",
-                "https://api.getdropstream.com", "API user", token=True,
+                "dropstream",
+                "dropstream.DropStreamHook",
+                "DropStream",
+                "https://api.getdropstream.com",
+                "API user",
+                token=True,
             ),
             _connection_type(
-                "dcl", "dcl.DclHook", "DCL", "https://api.dclcorp.com/api/v1", "Account login", token=False,
+                "dcl",
+                "dcl.DclHook",
+                "DCL",
+                "https://api.dclcorp.com/api/v1",
+                "Account login",
+                token=False,
             ),
             _connection_type(
-                "stream", "stream.StreamHook", "Stream",
-                "https://orders-api-production.vatit-stream.com/client_api/v2", "Email", token=True,
+                "stream",
+                "stream.StreamHook",
+                "Stream",
+                "https://orders-api-production.vatit-stream.com/client_api/v2",
+                "Email",
+                token=True,
             ),
         ],
     }

@@ -478,7 +478,13 @@ class HttpCore:
             request = exc.response.request
             detail = ("response body is not JSON: " if exc.transient else "") + _clip(exc.detail)
             return auth_error(
-                conn_id, request.method, request.url.path, None, exc.response.status_code, detail, attempts,
+                conn_id,
+                request.method,
+                request.url.path,
+                None,
+                exc.response.status_code,
+                detail,
+                attempts,
                 hint="the sign-in answer was not what the API documents",
             )
         if isinstance(exc, (_RetryableStatus, _FinalStatus)):
@@ -497,16 +503,20 @@ class HttpCore:
             hint = ""
             if status == 429:
                 hint = "rate limited: raise the connection's max_attempts/max_wait or lower max_concurrency"
-            return api_error(
-                conn_id, method, path, shown, status, vendor_message(response), attempts, hint
-            )
+            return api_error(conn_id, method, path, shown, status, vendor_message(response), attempts, hint)
         if isinstance(exc, VendorRejected):
             return vendor_error(
                 conn_id, method, path, shown, 200, f"error_code {exc.code}: {exc.message}".rstrip(": ")
             )
         if isinstance(exc, _BodyUnreadable):
             return api_error(
-                conn_id, method, path, shown, exc.status, exc.detail, attempts,
+                conn_id,
+                method,
+                path,
+                shown,
+                exc.status,
+                exc.detail,
+                attempts,
                 hint="the response body was not what the API documents",
             )
         if isinstance(exc, httpx.TransportError):
@@ -552,14 +562,21 @@ def _parsed(response: httpx.Response, parse: Callable[[httpx.Response], Any] | N
         problems = error.errors(include_url=False, include_input=False)
         truncated = any(p.get("type") == "json_invalid" for p in problems)
         where = "; ".join(
-            f"{'.'.join(str(part) for part in p.get('loc', ())) or 'body'}: {p.get('msg')}" for p in problems[:5]
+            f"{'.'.join(str(part) for part in p.get('loc', ())) or 'body'}: {p.get('msg')}"
+            for p in problems[:5]
         )
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise _BodyUnreadable(response.status_code, f"invalid response body: {where}{more}", truncated) from None
+        raise _BodyUnreadable(
+            response.status_code, f"invalid response body: {where}{more}", truncated
+        ) from None
     except InvalidBody as error:  # well-formed, wrong shape: retrying will not help
-        raise _BodyUnreadable(response.status_code, f"invalid response body: {_clip(str(error))}", False) from None
+        raise _BodyUnreadable(
+            response.status_code, f"invalid response body: {_clip(str(error))}", False
+        ) from None
     except ValueError as error:  # json.JSONDecodeError and friends: cut or garbled in transit
-        raise _BodyUnreadable(response.status_code, f"response body is not JSON: {_clip(str(error))}", True) from None
+        raise _BodyUnreadable(
+            response.status_code, f"response body is not JSON: {_clip(str(error))}", True
+        ) from None
 
 
 def _is_retryable(exc: BaseException) -> bool:

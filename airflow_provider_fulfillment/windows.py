@@ -28,7 +28,9 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 def plain_utc(moment: datetime) -> datetime:
     """`moment` as a plain `datetime` in UTC: pendulum's subclass drops a stdlib tzinfo in arithmetic."""
     utc = moment.astimezone(UTC)
-    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC)
+    return datetime(
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
+    )
 
 
 def to_aware_datetime(value: Any, name: str) -> datetime:

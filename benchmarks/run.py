@@ -48,7 +48,9 @@ def _peak_rss_mb() -> float:
 
 
 def _token(base: str) -> str:
-    answer = httpx.post(f"{base}/auth/token", auth=(LOGIN, PASSWORD), json={"grant_type": "client_credentials"})
+    answer = httpx.post(
+        f"{base}/auth/token", auth=(LOGIN, PASSWORD), json={"grant_type": "client_credentials"}
+    )
     answer.raise_for_status()
     return answer.json()["access_token"]
 
@@ -136,7 +138,10 @@ _IMPORTS = {
     "hook-seq-raw": ["airflow_provider_fulfillment.hooks.dropstream"],
     "hook-conc": ["airflow_provider_fulfillment.hooks.dropstream"],
     "hook-conc8": ["airflow_provider_fulfillment.hooks.dropstream"],
-    "extract": ["airflow_provider_fulfillment.operators.extract", "airflow_provider_fulfillment.hooks.dropstream"],
+    "extract": [
+        "airflow_provider_fulfillment.operators.extract",
+        "airflow_provider_fulfillment.hooks.dropstream",
+    ],
     "httpoperator": ["airflow.providers.http.operators.http"],
 }
 
@@ -169,7 +174,11 @@ def run_worker(args: argparse.Namespace) -> None:
         raise SystemExit(f"unknown variant {args.worker}")
     seconds = time.perf_counter() - started
     peak = _peak_rss_mb()
-    print(json.dumps({"records": records, "seconds": seconds, "peak_rss_mb": peak, "grown_rss_mb": peak - baseline_rss}))
+    print(
+        json.dumps(
+            {"records": records, "seconds": seconds, "peak_rss_mb": peak, "grown_rss_mb": peak - baseline_rss}
+        )
+    )
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -202,14 +211,30 @@ class Sandbox:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "airflow_provider_fulfillment.sandbox",
-                "--host", "127.0.0.1", "--port", str(self.port), "--seed", str(seed),
-                "--orders", str(orders), "--dropstream-user", LOGIN, "--dropstream-password", PASSWORD,
-                "--session-ttl", "600", "--token-ttl", "3600",
+                sys.executable,
+                "-m",
+                "airflow_provider_fulfillment.sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--seed",
+                str(seed),
+                "--orders",
+                str(orders),
+                "--dropstream-user",
+                LOGIN,
+                "--dropstream-password",
+                PASSWORD,
+                "--session-ttl",
+                "600",
+                "--token-ttl",
+                "3600",
                 # Every rendered record stays cached (the warm-up renders them), so serving a page is
                 # a join of cached bytes and the sandbox is not what is measured. The 1M world would
                 # need ~3.4 GB for that; it measures the client's memory, not speed.
-                "--record-cache", str(orders if orders <= 200_000 else 20_000),
+                "--record-cache",
+                str(orders if orders <= 200_000 else 20_000),
             ],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -261,7 +286,10 @@ def measure(
         command, env=env, capture_output=True, text=True, timeout=3600, preexec_fn=_pin(CLIENT_CPU)
     )
     if done.returncode != 0:
-        return {"variant": variant, "error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+        return {
+            "variant": variant,
+            "error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed",
+        }
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["variant"] = variant
     result["records_per_s"] = result["records"] / result["seconds"] if result["seconds"] else 0.0
@@ -269,13 +297,19 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--orders", type=int, default=100_000, help="DropStream orders in the world")
     parser.add_argument("--million", action="store_true", help="also run the 1,000,000-order memory check")
-    parser.add_argument("--latency-ms", type=float, default=50.0, help="injected latency of the second scenario")
+    parser.add_argument(
+        "--latency-ms", type=float, default=50.0, help="injected latency of the second scenario"
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--limit", type=int, default=1000, help="page size (our default: the API's maximum)")
-    parser.add_argument("--small-limit", type=int, default=100, help="page size of the round-trip-bound scenario")
+    parser.add_argument(
+        "--small-limit", type=int, default=100, help="page size of the round-trip-bound scenario"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--output", type=Path, help="also write the markdown table here")
@@ -310,7 +344,14 @@ def main() -> None:
                  [v for v in variants if v in ("plain", "hook-seq-raw", "hook-conc", "hook-conc8", "httpoperator")]),
             ]  # fmt: skip
             if size >= 1_000_000:  # the 1M run measures memory, not latency
-                scenarios = [("cpu-bound", 0.0, args.limit, [v for v in variants if v in ("plain", "hook-conc", "extract")])]
+                scenarios = [
+                    (
+                        "cpu-bound",
+                        0.0,
+                        args.limit,
+                        [v for v in variants if v in ("plain", "hook-conc", "extract")],
+                    )
+                ]
             for scenario, latency_ms, limit, chosen in scenarios:
                 sandbox.set_latency(latency_ms)
                 for variant in chosen:

@@ -66,3 +66,21 @@ def run_dag(airflow_db: None) -> Callable[..., Any]:
         return dag.test(logical_date=logical_date)
 
     return run
+
+
+@pytest.fixture
+def xcom() -> Callable[..., Any]:
+    """`xcom(dag_run, task_id, key="return_value")` → the deserialized value (None if absent)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    def read(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+        with create_session() as session:
+            row = (
+                session.query(XComModel)
+                .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key)
+                .one_or_none()
+            )
+            return None if row is None else XComModel.deserialize_value(row)
+
+    return read

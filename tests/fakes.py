@@ -95,9 +95,17 @@ class FakeDropStream:
         for key in ("created_at", "ordered_at"):
             low, high = params.get(f"{key}_min"), params.get(f"{key}_max")
             if low:
-                rows = [r for r in rows if datetime.fromisoformat(r[key].replace("Z", "+00:00")) >= datetime.fromisoformat(low)]
+                rows = [
+                    r
+                    for r in rows
+                    if datetime.fromisoformat(r[key].replace("Z", "+00:00")) >= datetime.fromisoformat(low)
+                ]
             if high:
-                rows = [r for r in rows if datetime.fromisoformat(r[key].replace("Z", "+00:00")) < datetime.fromisoformat(high)]
+                rows = [
+                    r
+                    for r in rows
+                    if datetime.fromisoformat(r[key].replace("Z", "+00:00")) < datetime.fromisoformat(high)
+                ]
         if "state" in params:
             rows = [r for r in rows if r["fulfillment_state"] == params["state"]]
         return sorted(rows, key=lambda r: r["id"])
@@ -114,7 +122,11 @@ class FakeDropStream:
         if "/orders/" in path:
             ident = int(path.rsplit("/", 1)[1])
             found = [o for o in self.orders if o["id"] == ident]
-            return json_response(200, {"order": found[0]}) if found else json_response(404, {"error": "not found"})
+            return (
+                json_response(200, {"order": found[0]})
+                if found
+                else json_response(404, {"error": "not found"})
+            )
         limit = int(params.get("limit", 100))
         if "session_id" in params:
             sid = params["session_id"]
@@ -125,7 +137,9 @@ class FakeDropStream:
             chunk = state["rows"][start : start + state["limit"]]
             state["offset"] += len(chunk)
             state["page"] += 1
-            return json_response(200, {"orders": chunk, "session_id": sid, "page": state["page"], "limit": state["limit"]})
+            return json_response(
+                200, {"orders": chunk, "session_id": sid, "page": state["page"], "limit": state["limit"]}
+            )
         rows = self.select(params)
         if "page" in params:
             page = int(params["page"])

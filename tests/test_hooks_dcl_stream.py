@@ -65,7 +65,9 @@ class FakeDcl:
 def dcl(set_connection):
     def make(orders, **extra):
         rec = Recorder(FakeDcl(orders))
-        set_connection("dcl_test", "dcl", "http://dcl.test/dcl/api/v1", "acct", "pw-dcl-123", max_wait=0, **extra)
+        set_connection(
+            "dcl_test", "dcl", "http://dcl.test/dcl/api/v1", "acct", "pw-dcl-123", max_wait=0, **extra
+        )
         return DclHook("dcl_test", transport=httpx.MockTransport(rec)), rec
 
     return make
@@ -73,7 +75,9 @@ def dcl(set_connection):
 
 def _modified(minutes: int) -> str:
     # Pacific local times with an explicit offset, as DCL sends modified_at.
-    return (datetime(2025, 11, 3, 8, 0) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S") + PACIFIC_OFFSET
+    return (datetime(2025, 11, 3, 8, 0) + timedelta(minutes=minutes)).strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    ) + PACIFIC_OFFSET
 
 
 def test_dcl_pages_until_a_short_page(dcl):
@@ -81,7 +85,11 @@ def test_dcl_pages_until_a_short_page(dcl):
     numbers = [o.order_number for o in hook.iter_orders(page_size=100, status="shipped")]
     assert numbers == [f"ORD{i}" for i in range(250)]
     assert [p["page"] for p in rec.data_requests("/dcl/api/v1/orders")] == ["1", "2", "3"]
-    assert rec.data_requests("/dcl/api/v1/orders")[0] == {"status": "shipped", "page_size": "100", "page": "1"}
+    assert rec.data_requests("/dcl/api/v1/orders")[0] == {
+        "status": "shipped",
+        "page_size": "100",
+        "page": "1",
+    }
 
 
 def test_dcl_full_last_page_needs_one_empty_page(dcl):
@@ -119,7 +127,9 @@ def test_dcl_error_mid_fetch_ahead_leaves_nothing_in_flight(set_connection):
             with lock:
                 state["in_flight"] -= 1
 
-    set_connection("dcl_c", "dcl", "http://dcl.test/dcl/api/v1", "acct", "pw-dcl-123", max_wait=0, max_concurrency=3)
+    set_connection(
+        "dcl_c", "dcl", "http://dcl.test/dcl/api/v1", "acct", "pw-dcl-123", max_wait=0, max_concurrency=3
+    )
     hook = DclHook("dcl_c", transport=httpx.MockTransport(handler))
     seen = []
     with pytest.raises(FulfillmentVendorError, match="page=4.*error_code 7: Database busy"):
@@ -140,7 +150,13 @@ def test_dcl_window_on_modified_at_is_sent_with_offsets_and_trimmed(dcl):
     hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(10)])
     start = datetime(2025, 11, 3, 16, 2, tzinfo=UTC)
     window = (start, start + timedelta(minutes=5))
-    assert [o.order_number for o in hook.iter_orders(window=window)] == ["ORD2", "ORD3", "ORD4", "ORD5", "ORD6"]
+    assert [o.order_number for o in hook.iter_orders(window=window)] == [
+        "ORD2",
+        "ORD3",
+        "ORD4",
+        "ORD5",
+        "ORD6",
+    ]
     sent = rec.data_requests("/dcl/api/v1/orders")[0]
     assert sent["modified_from"] == "2025-11-03T16:01:59+00:00"
     assert sent["modified_to"] == "2025-11-03T16:07:01+00:00"
@@ -148,7 +164,10 @@ def test_dcl_window_on_modified_at_is_sent_with_offsets_and_trimmed(dcl):
 
 def test_dcl_received_window_uses_pacific_whole_days(dcl):
     hook, rec = dcl([dcl_order(1, _modified(1), received_date="2025-11-03T23:30:00")])
-    window = (datetime(2025, 11, 3, 8, 0, tzinfo=UTC), datetime(2025, 11, 4, 8, 0, tzinfo=UTC))  # one Pacific day
+    window = (
+        datetime(2025, 11, 3, 8, 0, tzinfo=UTC),
+        datetime(2025, 11, 4, 8, 0, tzinfo=UTC),
+    )  # one Pacific day
     assert [o.order_number for o in hook.iter_orders(window=window, window_field="received_date")] == ["ORD1"]
     sent = rec.data_requests("/dcl/api/v1/orders")[0]
     assert sent["received_from"] == "2025-11-02T23:59:59"
@@ -187,13 +206,17 @@ def test_dcl_bad_input_raises_before_any_request(dcl, kwargs, message):
 def test_dcl_filter_expression_is_normalised(dcl):
     hook, rec = dcl([])
     list(hook.iter_orders(filter='order_stage gt 40,custom_field1 eq "A, B"'))
-    assert rec.data_requests("/dcl/api/v1/orders")[0]["filter"] == 'order_stage gt 40, custom_field1 eq "A, B"'
+    assert (
+        rec.data_requests("/dcl/api/v1/orders")[0]["filter"] == 'order_stage gt 40, custom_field1 eq "A, B"'
+    )
 
 
 def test_dcl_wrong_password_is_a_clear_auth_error(set_connection):
     set_connection("dcl_bad", "dcl", "http://dcl.test/dcl/api/v1", "acct", "wrong")
     hook = DclHook("dcl_bad", transport=httpx.MockTransport(FakeDcl([])))
-    with pytest.raises(FulfillmentAuthError, match="connection 'dcl_bad'.*HTTP 401: Authorization has been denied"):
+    with pytest.raises(
+        FulfillmentAuthError, match="connection 'dcl_bad'.*HTTP 401: Authorization has been denied"
+    ):
         list(hook.iter_orders())
 
 
@@ -239,12 +262,22 @@ class FakeStream:
         if "/orders/" in request.url.path:
             key = request.url.path.rsplit("/", 1)[1]
             found = [o for o in self.orders if str(o["id"]) == key or o["reference_number"] == key]
-            return json_response(200, {"order": found[0]}) if found else json_response(404, {"success": False, "error": "Not found"})
+            return (
+                json_response(200, {"order": found[0]})
+                if found
+                else json_response(404, {"success": False, "error": "Not found"})
+            )
         params = params_of(request)
         rows = [o for o in self.orders if "status" not in params or o["status"] == params["status"]]
         page = int(params.get("page", 1))
         count = max(1, -(-len(rows) // 20))
-        return json_response(200, {"orders": rows[(page - 1) * 20 : page * 20], "meta": {"page_count": count, "record_count": len(rows)}})
+        return json_response(
+            200,
+            {
+                "orders": rows[(page - 1) * 20 : page * 20],
+                "meta": {"page_count": count, "record_count": len(rows)},
+            },
+        )
 
 
 @pytest.fixture
@@ -252,7 +285,9 @@ def stream(set_connection):
     def make(orders, password="stream-pw-999"):
         fake = FakeStream(orders)
         rec = Recorder(fake)
-        set_connection("st", "stream", "http://st.test/stream/client_api/v2", "ops@example.com", password, max_wait=0)
+        set_connection(
+            "st", "stream", "http://st.test/stream/client_api/v2", "ops@example.com", password, max_wait=0
+        )
         return StreamHook("st", transport=httpx.MockTransport(rec)), fake, rec
 
     return make

@@ -18,7 +18,9 @@ SECRET = "s3cret-Password-xyz"
 @pytest.fixture
 def make_hook(set_connection):
     def make(orders=None, cap=10_000, **extra):
-        fake = FakeDropStream(orders if orders is not None else [dropstream_order(i) for i in range(1, 251)], cap=cap)
+        fake = FakeDropStream(
+            orders if orders is not None else [dropstream_order(i) for i in range(1, 251)], cap=cap
+        )
         recorder = Recorder(fake)
         set_connection("ds", "dropstream", HOST, "api-user", SECRET, max_wait=0, **extra)
         hook = DropStreamHook("ds", transport=httpx.MockTransport(recorder))
@@ -178,7 +180,11 @@ def test_retry_after_is_honoured_on_429_and_5xx_retried(make_hook):
     hook, fake, rec = make_hook()
     waits = []
     hook.http._sleep = waits.append
-    rec.script = [None, json_response(429, {"error": "slow down"}, {"Retry-After": "7"}), json_response(503, {})]
+    rec.script = [
+        None,
+        json_response(429, {"error": "slow down"}, {"Retry-After": "7"}),
+        json_response(503, {}),
+    ]
     assert len(list(hook.iter_orders(limit=1000))) == 250
     assert waits[0] == 0  # capped by the connection's max_wait=0
     assert len(waits) == 2
@@ -239,8 +245,14 @@ def test_truncated_body_is_retried(make_hook):
         ({"sort": "colour"}, "unknown sort property 'colour'"),
         ({"window": (BASE, BASE - timedelta(hours=1))}, "must be after its start"),
         ({"window": (BASE, BASE + timedelta(days=36500))}, "window ends in the future"),
-        ({"window": (BASE, BASE + timedelta(hours=1)), "window_field": "shipped_at"}, "window_field must be one of"),
-        ({"window": (BASE, BASE + timedelta(hours=1)), "created_at_min": BASE}, "either window= or created_at_min"),
+        (
+            {"window": (BASE, BASE + timedelta(hours=1)), "window_field": "shipped_at"},
+            "window_field must be one of",
+        ),
+        (
+            {"window": (BASE, BASE + timedelta(hours=1)), "created_at_min": BASE},
+            "either window= or created_at_min",
+        ),
     ],
 )
 def test_bad_input_raises_before_any_request(make_hook, kwargs, message):

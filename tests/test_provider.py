@@ -21,21 +21,29 @@ def test_provider_info_matches_distribution_and_hooks():
         assert kind["ui-field-behaviour"]["relabeling"]["host"] == "Base URL"
         assert kind["ui-field-behaviour"]["placeholders"]["host"] == hook.default_base_url
         assert {"timeout", "max_attempts", "max_wait", "max_concurrency"} <= set(kind["conn-fields"])
-        assert hook.default_conn_name == f"{hook.conn_type}_default" and hook.hook_name and hook.conn_name_attr
+        assert (
+            hook.default_conn_name == f"{hook.conn_type}_default" and hook.hook_name and hook.conn_name_attr
+        )
         assert hook.get_ui_field_behaviour() == kind["ui-field-behaviour"]
     assert kinds["dropstream"]["conn-fields"]["token"]["schema"]["format"] == "password"
     assert "token" not in kinds["dcl"]["conn-fields"]
 
 
 def test_entry_point_registered():
-    found = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_fulfillment")]
+    found = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_fulfillment")
+    ]
     assert found and found[0].load()()["package-name"] == "airflow-provider-fulfillment"
 
 
 def test_airflow_providers_list_shows_the_package():
     out = subprocess.run(
         [sys.executable, "-m", "airflow", "providers", "list", "-o", "plain"],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "airflow-provider-fulfillment" in out.stdout

@@ -68,7 +68,9 @@ def _page(ids, **meta):
 
 
 def test_session_plan_continues_with_session_id_only_and_stops_on_short_page():
-    plan = DropStreamSessionPlan("/orders", {"state": "shipped", "page": 3}, lambda r: r.id, limit=2, ordered_by_id=True)
+    plan = DropStreamSessionPlan(
+        "/orders", {"state": "shipped", "page": 3}, lambda r: r.id, limit=2, ordered_by_id=True
+    )
     assert plan.first() == PageRequest("/orders", {"state": "shipped", "limit": 2})
     records, nxt = plan.advance(plan.first(), _page([1, 2], session_id="abc"))
     assert [r.id for r in records] == [1, 2] and nxt == PageRequest("/orders", {"session_id": "abc"})
@@ -95,7 +97,9 @@ def test_session_plan_reopens_on_expiry_only_for_continuations_and_skips_yielded
 
 
 def _timed(ids, minute=lambda i: i):
-    return Page([type("R", (), {"id": i, "t": T0 + timedelta(minutes=minute(i))})() for i in ids], {"session_id": "s"})
+    return Page(
+        [type("R", (), {"id": i, "t": T0 + timedelta(minutes=minute(i))})() for i in ids], {"session_id": "s"}
+    )
 
 
 def test_time_ordered_session_resumes_from_the_last_time_and_skips_the_boundary():
@@ -130,7 +134,9 @@ def test_split_until_fits_yields_parts_in_time_order():
 
     def count(part):
         calls.append(part)
-        hours = range(int((part.start - T0).total_seconds() // 3600), int((part.end - T0).total_seconds() // 3600))
+        hours = range(
+            int((part.start - T0).total_seconds() // 3600), int((part.end - T0).total_seconds() // 3600)
+        )
         total = sum(density[h] for h in hours)
         return min(total, 8), total > 8
 

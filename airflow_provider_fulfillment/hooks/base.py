@@ -412,7 +412,9 @@ class FulfillmentHook(BaseHook):
         request = self.state_request(resource, ident)
         try:
             return self.http.request(
-                "GET", request.path, params=request.params,
+                "GET",
+                request.path,
+                params=request.params,
                 parse=lambda response: self.state_from_response(resource, ident, response),
             )
         except FulfillmentAPIError as error:
@@ -427,7 +429,9 @@ class FulfillmentHook(BaseHook):
         request = self.state_request(resource, ident)
         try:
             return await self.http.arequest(
-                "GET", request.path, params=request.params,
+                "GET",
+                request.path,
+                params=request.params,
                 parse=lambda response: self.state_from_response(resource, ident, response),
             )
         except FulfillmentAPIError as error:

@@ -58,7 +58,9 @@ def filter_expression(name: str, value: Any) -> str:
             if tag not in FILTER_TAGS:
                 raise ValueError(f"{name!r}: unknown tag {tag!r}; known: {', '.join(FILTER_TAGS)}")
             if operator not in FILTER_OPERATORS:
-                raise ValueError(f"{name!r}: unknown operator {operator!r}; known: {', '.join(FILTER_OPERATORS)}")
+                raise ValueError(
+                    f"{name!r}: unknown operator {operator!r}; known: {', '.join(FILTER_OPERATORS)}"
+                )
             parts.append(f"{tag} {operator} {operand}")
     return ", ".join(parts)
 
@@ -115,7 +117,13 @@ def _check_calendar(name: str, text: str) -> None:
 
 
 def comma_list(name: str, value: Any) -> str:
-    items = [value] if isinstance(value, (str, int)) else list(value) if isinstance(value, (list, tuple)) else None
+    items = (
+        [value]
+        if isinstance(value, (str, int))
+        else list(value)
+        if isinstance(value, (list, tuple))
+        else None
+    )
     if not items:
         raise ValueError(f"{name!r} must be a string or a list of strings, got {value!r}")
     return ",".join(text_value(name, item) for item in items)
@@ -148,7 +156,10 @@ class DclHook(FulfillmentHook):
         "filter": filter_expression,
         "extended_date": boolean,
     }
-    filters: ClassVar[Mapping[str, Mapping[str, Any]]] = {"orders": _order_filters, "shipments": _order_filters}
+    filters: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "orders": _order_filters,
+        "shipments": _order_filters,
+    }
 
     def build_auth(self, settings: ClientSettings) -> httpx.Auth:
         if not (settings.login and settings.password):
@@ -174,7 +185,9 @@ class DclHook(FulfillmentHook):
     def prepare(self, resource, filters, window, window_field, raw=False):  # type: ignore[override]
         query = super().prepare(resource, filters, window, window_field, raw)
         if query.window is not None:
-            bounds = set(self.window_params(resource, query.window, query.window_field or "")) - {"extended_date"}
+            bounds = set(self.window_params(resource, query.window, query.window_field or "")) - {
+                "extended_date"
+            }
             clash = sorted(set(filters) & bounds)
             if clash:
                 raise ValueError(f"give either window= or {', '.join(clash)}, not both")

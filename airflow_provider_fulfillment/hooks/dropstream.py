@@ -260,7 +260,9 @@ class DropStreamHook(FulfillmentHook):
                 )  # fmt: skip
                 params = {**query.params, **dropstream_bounds(part, field_name)}
                 yield from self.trim(self._session(query, params, limit), part, field_name)
-        log.debug("connection '%s': window %s read in %d part(s)", self.conn_id, query.window.as_dict(), parts)
+        log.debug(
+            "connection '%s': window %s read in %d part(s)", self.conn_id, query.window.as_dict(), parts
+        )
 
     def _windowed_concurrently(self, query: Query, limit: int) -> Iterator[Any]:
         """Cut the window into parts that fit the cap, then fetch every part's pages concurrently.

@@ -72,7 +72,12 @@ class StreamHook(FulfillmentHook):
         meta = page.meta
         return Page(
             page.orders,
-            {"meta": {"page_count": getattr(meta, "page_count", None), "record_count": getattr(meta, "record_count", None)}},
+            {
+                "meta": {
+                    "page_count": getattr(meta, "page_count", None),
+                    "record_count": getattr(meta, "record_count", None),
+                }
+            },
         )
 
     parse_raw_page = staticmethod(raw_page("orders", ("meta",)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,17 +44,6 @@ def demo_script() -> ModuleType:
     return module
 
 
-@pytest.fixture(scope="session")
-def metadata_db() -> None:
-    """A SQLite metadata DB in the test run's throwaway AIRFLOW_HOME (see tests/conftest.py)."""
-    from airflow.utils import db
-
-    assert "fulfillment-airflow-home-" in os.environ.get("AIRFLOW_HOME", ""), (
-        "tests must run in a throwaway home"
-    )
-    db.initdb()
-
-
 @pytest.fixture(scope="module")
 def default_sandbox() -> Iterator[Any]:
     """The sandbox's default world (what `make demo` and docker-compose serve), in-process on loopback."""
@@ -69,43 +57,17 @@ def default_sandbox() -> Iterator[Any]:
 
 @pytest.fixture
 def run_example(
-    metadata_db: None, dagbag: Any, default_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    airflow_db: None, dagbag: Any, default_sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Any]:
     """`run_example(dag_id, logical_date=None, conf=None)` → the finished DagRun, connections on the sandbox."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
+    from tests.conftest import _register
 
     for name, value in default_sandbox.conn_env().items():
         monkeypatch.setenv(name, value)
 
     def run(dag_id: str, logical_date: Any = None, conf: dict[str, Any] | None = None) -> Any:
         dag = dagbag.dags[dag_id]
-        with create_session() as session:
-            DagBundlesManager().sync_bundles_to_db(session=session)
-        with create_session() as session:  # what the DAG processor would have written
-            update_dag_parsing_results_in_db(
-                "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
-            )
+        _register(dag)
         return dag.test(logical_date=logical_date, run_conf=conf)
 
     return run
-
-
-@pytest.fixture
-def xcom() -> Callable[..., Any]:
-    """`xcom(dag_run, task_id, key="return_value")` → the value (None if absent)."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    def read(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-        with create_session() as session:
-            row = (
-                session.query(XComModel)
-                .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key)
-                .one_or_none()
-            )
-            return None if row is None else XComModel.deserialize_value(row)
-
-    return read
