@@ -6,6 +6,7 @@ seed gives byte-identical responses on every run and records can be generated la
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import random
@@ -66,6 +67,37 @@ def record_bytes(key: bytes, index: int) -> bytes:
 def random_bytes(seed: int, tag: int, n: int) -> bytes:
     """n seeded random bytes, made in C: the base of the compact per-record arrays."""
     return random.Random(key64(seed, 0xB17E5, tag)).randbytes(n)
+
+
+class Timeline:
+    """Records 0..n-1 spread over [start, end) (epoch seconds): record i at start + i*span/n plus a
+    seeded jitter inside its slot, so times ascend with the index and a time's index is a bisection.
+    Every world of the sandbox keeps its records on one."""
+
+    def _init_timeline(self, seed: int, tag: int, n: int, start: int, end: int) -> None:
+        self.n = n
+        self.start = start
+        self.end = end
+        self.span = end - start
+        self.slot = self.span // n
+        self._jit = random_bytes(seed, tag, n)
+
+    def time_of(self, i: int) -> int:
+        return self.start + (i * self.span) // self.n + ((self._jit[i] * self.slot) >> 8)
+
+    def index_at(self, t: float) -> int:
+        """First record index at or after ``t``."""
+        return bisect.bisect_left(range(self.n), t, key=self.time_of)
+
+
+def mixed_codes(raw: bytes, recent_from: int, old_mix: bytes, recent_mix: bytes, codes: int) -> bytearray:
+    """Per-record codes: `raw` through `old_mix` before index `recent_from`, `recent_mix` after, and
+    every code once at the start of the recent zone, so each appears whatever the world's size."""
+    n = len(raw)
+    mixed = bytearray(raw[:recent_from].translate(old_mix) + raw[recent_from:].translate(recent_mix))
+    first = max(0, min(recent_from, n - codes))
+    mixed[first : first + codes] = bytes(range(codes))[: n - first]
+    return mixed
 
 
 def weighted_table(weights: Iterable[tuple[int, int]]) -> bytes:

@@ -13,7 +13,6 @@ ones; the other descriptions are the sandbox's own). ``status`` values are the s
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from ._util import (
     DAY,
     HOUR,
     LRU,
+    Timeline,
     dumps,
+    mixed_codes,
     pacific_date,
     pacific_iso,
     pacific_local,
@@ -236,25 +237,17 @@ class DclQuery:
     conditions: tuple[Condition, ...] = ()
 
 
-class DclWorld:
+class DclWorld(Timeline):
     """DCL orders of one seed, generated lazily; see the module docstring."""
 
     def __init__(self, seed: int, n_orders: int, start: int, end: int, recent_days: float = 7.0) -> None:
         self.seed = seed
-        self.n = n = max(1, n_orders)
-        self.start = start
-        self.end = end
-        self.span = end - start
-        self.slot = self.span // n
-        self._jit = random_bytes(seed, 101, n)
+        n = max(1, n_orders)
+        self._init_timeline(seed, 101, n, start, end)
         self.recent_start = max(start, end - int(recent_days * DAY))
         k = self.index_at(self.recent_start)
-        raw = random_bytes(seed, 102, n)
-        kinds = bytearray(raw[:k].translate(_OLD_MIX) + raw[k:].translate(_RECENT_MIX))
         # every stage (and cancelled/back-order variant) appears: one of each opens the recent zone
-        first = max(0, min(k, n - len(KINDS)))
-        kinds[first : first + len(KINDS)] = bytes(range(len(KINDS)))[: n - first]
-        self._kind = bytes(kinds)
+        self._kind = bytes(mixed_codes(random_bytes(seed, 102, n), k, _OLD_MIX, _RECENT_MIX, len(KINDS)))
         self._tags = {
             name: random_bytes(seed, 103 + j, n).translate(table)
             for j, (name, (_, table)) in enumerate(_TABLES.items())
@@ -265,11 +258,7 @@ class DclWorld:
 
     # ---------------------------------------------------------------- scalars
 
-    def received(self, j: int) -> int:
-        return self.start + (j * self.span) // self.n + ((self._jit[j] * self.slot) >> 8)
-
-    def index_at(self, t: float) -> int:
-        return bisect.bisect_left(range(self.n), t, key=self.received)
+    received = Timeline.time_of
 
     def order_number(self, j: int) -> str:
         return f"ORD-{ORDER_NUMBER_BASE + j}"

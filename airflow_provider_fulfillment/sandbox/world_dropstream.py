@@ -28,6 +28,7 @@ from ._util import (
     DAY,
     HOUR,
     LRU,
+    Timeline,
     date_utc,
     dumps,
     iso_z,
@@ -254,7 +255,7 @@ class DropStreamTruth:
         return {name: sorted(getattr(self, name)) for name in self.summary()}
 
 
-class DropStreamWorld:
+class DropStreamWorld(Timeline):
     """Orders and shipments of one seed, generated lazily; see the module docstring."""
 
     def __init__(
@@ -270,12 +271,8 @@ class DropStreamWorld:
         if n_orders < 1:
             raise ValueError("orders must be >= 1")
         self.seed = seed
-        self.n = n = n_orders
-        self.start = start
-        self.end = end
-        self.span = end - start
-        self.slot = self.span // n
-        self._jit = random_bytes(seed, 1, n)
+        n = n_orders
+        self._init_timeline(seed, 1, n, start, end)
         self._ordoff = random_bytes(seed, 2, n)
         self._store = random_bytes(seed, 3, n).translate(_spread(catalog.STORE_WEIGHTS))
         self._wh = random_bytes(seed, 4, n).translate(_spread(catalog.WAREHOUSE_WEIGHTS))
@@ -357,15 +354,10 @@ class DropStreamWorld:
 
     # ----------------------------------------------------------------- per-order scalars
 
-    def created(self, i: int) -> int:
-        return self.start + (i * self.span) // self.n + ((self._jit[i] * self.slot) >> 8)
+    created = Timeline.time_of
 
     def ordered(self, i: int) -> int:
         return self.created(i) - self._ordoff[i] * 60
-
-    def index_at(self, t: float) -> int:
-        """First order index created at or after ``t``."""
-        return bisect.bisect_left(range(self.n), t, key=self.created)
 
     def order_id(self, i: int) -> int:
         return ORDER_ID_BASE + 3 * i + self._idr[i]

@@ -10,7 +10,6 @@ the GET request" says; after that it answers 403.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import hmac
 import re
@@ -19,7 +18,17 @@ from datetime import datetime
 from typing import Any
 
 from . import catalog
-from ._util import DAY, HOUR, date_utc, random_bytes, record_rng, stream_time, weighted_table
+from ._util import (
+    DAY,
+    HOUR,
+    Timeline,
+    date_utc,
+    mixed_codes,
+    random_bytes,
+    record_rng,
+    stream_time,
+    weighted_table,
+)
 from .world_dropstream import ParamError
 
 STATUSES: tuple[str, ...] = (
@@ -67,33 +76,21 @@ ID_BASE = 10_001
 PAGE_SIZE = 20
 
 
-class StreamWorld:
+class StreamWorld(Timeline):
     """Stream orders of one seed, generated lazily; see the module docstring."""
 
     def __init__(self, seed: int, n_orders: int, start: int, end: int, recent_days: float = 14.0) -> None:
         self.seed = seed
-        self.n = n = max(1, n_orders)
-        self.start = start
-        self.end = end
-        self.span = end - start
-        self.slot = self.span // n
-        self._jit = random_bytes(seed, 201, n)
+        n = max(1, n_orders)
+        self._init_timeline(seed, 201, n, start, end)
         self.recent_start = max(start, end - int(recent_days * DAY))
         k = self.index_at(self.recent_start)
-        raw = random_bytes(seed, 202, n)
-        status = bytearray(raw[:k].translate(_OLD_MIX) + raw[k:].translate(_RECENT_MIX))
         # every documented status appears, whatever the size: one of each opens the recent zone
-        first = max(0, min(k, n - len(STATUSES)))
-        status[first : first + len(STATUSES)] = bytes(range(len(STATUSES)))[: n - first]
-        self._status = bytes(status)
+        self._status = bytes(mixed_codes(random_bytes(seed, 202, n), k, _OLD_MIX, _RECENT_MIX, len(STATUSES)))
         self._flags = random_bytes(seed, 203, n)
         self._key = hashlib.sha256(f"stream-links-{seed}".encode()).digest()
 
-    def created(self, s: int) -> int:
-        return self.start + (s * self.span) // self.n + ((self._jit[s] * self.slot) >> 8)
-
-    def index_at(self, t: float) -> int:
-        return bisect.bisect_left(range(self.n), t, key=self.created)
+    created = Timeline.time_of
 
     def order_id(self, s: int) -> int:
         return ID_BASE + s
