@@ -177,6 +177,12 @@ class SandboxServer:
     def reset_counters(self) -> None:
         self.app.log.reset()
 
+    def reset(self) -> None:
+        """The state a test starts from: no faults, empty counters, no open DropStream session."""
+        self.reset_faults()
+        self.reset_counters()
+        self.expire_sessions()
+
     def expire_sessions(self) -> None:
         """Expire every DropStream session now."""
         self.app.expire_sessions()

@@ -27,9 +27,7 @@ def sandbox():
 
 @pytest.fixture
 def sb(sandbox, monkeypatch):
-    sandbox.reset_faults()
-    sandbox.reset_counters()
-    sandbox.expire_sessions()
+    sandbox.reset()
     for name, value in sandbox.conn_env().items():
         body = json.loads(value)
         body["extra"] = {"max_wait": 0.05, "max_attempts": 6}

@@ -67,9 +67,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sb(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
-    sandbox.reset_faults()
-    sandbox.reset_counters()
-    sandbox.expire_sessions()
+    sandbox.reset()
     connect(monkeypatch, sandbox, "dropstream", CONN_ID, max_concurrency=1)
     yield sandbox
     sandbox.reset_faults()

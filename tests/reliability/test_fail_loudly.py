@@ -45,9 +45,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sb(sandbox: SandboxServer) -> Iterator[SandboxServer]:
-    sandbox.reset_faults()
-    sandbox.reset_counters()
-    sandbox.expire_sessions()
+    sandbox.reset()
     yield sandbox
     sandbox.reset_faults()
 

@@ -168,9 +168,7 @@ def reference(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture
 def sb(sandbox: SandboxServer) -> Iterator[SandboxServer]:
-    sandbox.reset_faults()
-    sandbox.reset_counters()
-    sandbox.expire_sessions()
+    sandbox.reset()
     yield sandbox
     sandbox.reset_faults()
 

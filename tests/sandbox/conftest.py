@@ -25,9 +25,7 @@ def shared_sandbox() -> Iterator[SandboxServer]:
 
 
 def _clean(sb: SandboxServer) -> None:
-    sb.reset_faults()
-    sb.reset_counters()
-    sb.expire_sessions()
+    sb.reset()
     sb.app.config.clock = None
 
 
