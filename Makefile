@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 test: $(STAMP)
+	@bash scripts/system-deps.sh
 	$(VENV)/bin/ruff check airflow_provider_fulfillment tests dags benchmarks scripts
 	$(PY) -m pytest -q -m "not soak"
 
