@@ -21,6 +21,7 @@ FindingKind = Literal[
     "item_mismatch",  # items shipped that were not ordered, or in other quantities
     "errored_order",  # an order in an errored state
     "errored_shipment",  # a shipment in an errored state
+    "shipped_without_shipment",  # an order that says it shipped, with no shipment
 ]
 FINDING_KINDS: tuple[FindingKind, ...] = (
     "late_order",
@@ -28,6 +29,7 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
     "item_mismatch",
     "errored_order",
     "errored_shipment",
+    "shipped_without_shipment",
 )
 
 
