@@ -1,0 +1,220 @@
+"""What differs between SQLite and PostgreSQL under the ledger; everything else is shared SQL.
+
+The differences are few and kept here: column types, how timestamps and JSON travel, how a
+write transaction starts (SQLite takes its write lock up front, so two writers queue instead of
+failing half-way), how migrations are serialized, and how rows reach the staging table (SQLite:
+`executemany`; PostgreSQL: `COPY ... FROM STDIN`, the bulk path).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+STAGE_CHUNK = 5_000
+READ_BATCH = 2_000
+
+
+def utc(value: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is refused (ambiguous times never enter the ledger)."""
+    if value.tzinfo is None:
+        raise ValueError(f"timestamps must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def chunked(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class Dialect:
+    name: str
+    ts: str
+    json: str
+    placeholder: str
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    # ---------------------------------------------------------------- values in and out
+    def ts_param(self, value: datetime | None) -> Any:
+        raise NotImplementedError
+
+    def ts_value(self, value: Any) -> datetime | None:
+        raise NotImplementedError
+
+    def json_value(self, value: Any) -> Any:
+        """A JSON column as Python data (PostgreSQL's driver has already parsed JSONB)."""
+        if value is None or not isinstance(value, (str, bytes)):
+            return value
+        return json.loads(value)
+
+    def sql(self, text: str) -> str:
+        """Shared SQL uses `?` for parameters; PostgreSQL's driver wants `%s`."""
+        return text
+
+    def ddl(self, text: str) -> str:
+        return text.format(ts=self.ts, json=self.json)
+
+    # ---------------------------------------------------------------- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        raise NotImplementedError
+        yield
+
+    def lock_migrations(self, cursor: Any) -> None:
+        """Serialize schema upgrades between processes opening the ledger at once."""
+
+    def stage(self, cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        raise NotImplementedError
+
+    def create_temp_table(self, cursor: Any, table: str, columns_sql: str) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TEMP TABLE {table} ({columns_sql})")
+
+    def stream(self, query: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        raise NotImplementedError
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    ts = "TEXT"
+    json = "TEXT"
+    placeholder = "?"
+
+    def __init__(self, connection: Any, open_connection: Any) -> None:
+        super().__init__(connection)
+        self._open = open_connection
+        prepare_sqlite(connection)
+
+    def ts_param(self, value: datetime | None) -> str | None:
+        # Fixed width, always UTC: the text sorts and compares exactly like the instant.
+        return None if value is None else utc(value).strftime(_TS_FORMAT)
+
+    def ts_value(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return utc(value)
+        return utc(datetime.fromisoformat(value))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            self.connection.rollback()
+            raise
+        else:
+            cursor.execute("COMMIT")
+        finally:
+            cursor.close()
+
+    def stage(self, cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        count = 0
+        for chunk in chunked(rows, STAGE_CHUNK):
+            cursor.executemany(statement, chunk)
+            count += len(chunk)
+        return count
+
+    def stream(self, query: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        connection = self._open()
+        prepare_sqlite(connection)
+        try:
+            cursor = connection.execute(query, tuple(params))
+            while batch := cursor.fetchmany(READ_BATCH):
+                yield from batch
+        finally:
+            connection.close()
+
+
+def prepare_sqlite(connection: Any) -> None:
+    """Explicit transactions, WAL (readers never block the writer), and waiting for the write lock."""
+    connection.isolation_level = None
+    connection.execute("PRAGMA busy_timeout = 30000")
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    ts = "TIMESTAMPTZ"
+    json = "JSONB"
+    placeholder = "%s"
+
+    def __init__(self, connection: Any, open_connection: Any) -> None:
+        super().__init__(connection)
+        self._open = open_connection
+        self._prepare(connection)
+
+    @staticmethod
+    def _prepare(connection: Any) -> None:
+        connection.autocommit = False
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        connection.commit()
+
+    def ts_param(self, value: datetime | None) -> datetime | None:
+        return None if value is None else utc(value)
+
+    def ts_value(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return utc(value)
+
+    def sql(self, text: str) -> str:
+        return text.replace("%", "%%").replace("?", "%s")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        cursor = self.connection.cursor()
+        try:
+            yield cursor
+        except BaseException:
+            self.connection.rollback()
+            raise
+        else:
+            self.connection.commit()
+        finally:
+            cursor.close()
+
+    def lock_migrations(self, cursor: Any) -> None:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('fulfillment_schema_version'))")
+
+    def create_temp_table(self, cursor: Any, table: str, columns_sql: str) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TEMP TABLE {table} ({columns_sql}) ON COMMIT DROP")
+
+    def stage(self, cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        count = 0
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+                count += 1
+        return count
+
+    def stream(self, query: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        connection = self._open()
+        self._prepare(connection)
+        try:
+            # A server-side cursor: the server holds the result, we hold one batch at a time.
+            with connection.cursor(name="fulfillment_ledger_stream") as cursor:
+                cursor.itersize = READ_BATCH
+                cursor.execute(self.sql(query), tuple(params))
+                while batch := cursor.fetchmany(READ_BATCH):
+                    yield from batch
+            connection.rollback()
+        finally:
+            connection.close()

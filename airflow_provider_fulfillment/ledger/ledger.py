@@ -1,0 +1,865 @@
+"""`Ledger`: the durable record of orders, shipments, their state changes, findings and alerts.
+
+Reached through an Airflow connection and common.sql (SQLite or PostgreSQL), created and migrated
+on first use. Every write call is one transaction: a crash mid-call leaves the ledger as it was.
+Merging is set-wise SQL over a staging table (PostgreSQL fills it with COPY), never row by row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, NamedTuple
+
+from pydantic_core import to_json
+
+from airflow_provider_fulfillment.ledger import schema
+from airflow_provider_fulfillment.ledger._dialects import (
+    Dialect,
+    PostgresDialect,
+    SqliteDialect,
+    chunked,
+    utc,
+)
+from airflow_provider_fulfillment.models.common import LineItem, Order, Shipment
+from airflow_provider_fulfillment.rules.types import (
+    AlertRow,
+    Finding,
+    FindingRow,
+    Notification,
+    RunRef,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONN_ID = "fulfillment_ledger"
+DEFAULT_SQLITE_FILE = "fulfillment_ledger.db"
+
+LedgerResource = Literal["order", "shipment"]
+# A record stays open (change capture re-reads it) until it reaches one of these.
+TERMINAL_STATUSES: dict[str, frozenset[str]] = {
+    "order": frozenset({"shipped", "delivered", "canceled"}),
+    "shipment": frozenset({"delivered", "canceled"}),
+}
+
+
+def ledger_resource(resource: str) -> LedgerResource:
+    """'order' / 'shipment' from either spelling ('orders' is what hooks and manifests say)."""
+    value = {"order": "order", "orders": "order", "shipment": "shipment", "shipments": "shipment"}.get(
+        resource
+    )
+    if value is None:
+        raise ValueError(f"resource must be 'orders' or 'shipments', got {resource!r}")
+    return value  # type: ignore[return-value]
+
+
+class LedgerRow(NamedTuple):
+    """A normalized record to merge, with what the normalized shape does not carry."""
+
+    record: Order | Shipment
+    raw: str | bytes | dict[str, Any] | None = None
+    account: str = ""
+    # The vendor's own version time when the record does not carry it (a DCL shipment: its order's
+    # modified_at). Else modified_at / status_since, else the observation time.
+    version_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    state_changes: int = 0
+
+    def __add__(self, other: MergeResult) -> MergeResult:
+        return MergeResult(
+            *(a + b for a, b in zip(asdict(self).values(), asdict(other).values(), strict=True))
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FindingsDelta:
+    opened: list[FindingRow]
+    still_open: list[FindingRow]
+    resolved: list[FindingRow]
+
+
+@dataclass(frozen=True)
+class StateChangeRow:
+    vendor: str
+    resource: str
+    record_id: str
+    account: str
+    status: str
+    raw_status: str
+    previous_status: str | None
+    observed_at: datetime
+    changed_at: datetime
+    dag_id: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    key: str  # the record id column
+    columns: tuple[str, ...]  # staged columns, in order (first_seen_at is derived)
+    timestamps: frozenset[str]
+    json_columns: frozenset[str]
+
+
+_RECORD_TABLES: dict[str, _Table] = {
+    "order": _Table(
+        schema.ORDERS,
+        "order_id",
+        (
+            "vendor", "account", "order_id", "number", "status", "raw_status", "status_since",
+            "created_at", "ordered_at", "modified_at", "ship_by", "items", "version_at",
+            "observed_at", "raw", "conn_id",
+        ),
+        frozenset({"status_since", "created_at", "ordered_at", "modified_at", "ship_by", "version_at", "observed_at"}),
+        frozenset({"items", "raw"}),
+    ),
+    "shipment": _Table(
+        schema.SHIPMENTS,
+        "shipment_id",
+        (
+            "vendor", "account", "shipment_id", "order_id", "tracking_numbers", "status", "raw_status",
+            "status_since", "created_at", "shipped_at", "expected_delivery_at", "delivered_at", "items",
+            "version_at", "observed_at", "raw", "conn_id",
+        ),
+        frozenset({
+            "status_since", "created_at", "shipped_at", "expected_delivery_at", "delivered_at",
+            "version_at", "observed_at",
+        }),
+        frozenset({"tracking_numbers", "items", "raw"}),
+    ),
+}  # fmt: skip
+
+_FINDING_COLUMNS = (
+    "vendor", "kind", "record_id", "account", "resource", "severity", "since", "opened_at",
+    "last_seen_at", "resolved_at", "details", "opened_dag_id", "opened_run_id", "opened_task_id",
+    "resolved_dag_id", "resolved_run_id", "resolved_task_id",
+)  # fmt: skip
+_ALERT_COLUMNS = (
+    "vendor", "kind", "record_id", "event", "episode", "sent_at", "severity", "message", "dag_id",
+    "run_id", "task_id",
+)  # fmt: skip
+_STATE_CHANGE_COLUMNS = (
+    "vendor", "resource", "record_id", "account", "status", "raw_status", "previous_status",
+    "observed_at", "changed_at", "dag_id", "run_id",
+)  # fmt: skip
+
+_STAGE = "fulfillment_stage"
+_RANKED = "fulfillment_stage_ranked"
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _items_text(items: Sequence[LineItem]) -> str:
+    return to_json(items).decode() if items else "[]"
+
+
+def default_message(notification: Notification) -> str:
+    return f"{notification.event}: {notification.kind} {notification.vendor}/{notification.record_id}"
+
+
+class Ledger:
+    """The fulfillment ledger behind an Airflow connection (SQLite or PostgreSQL, via common.sql).
+
+    :param ledger_conn_id: the connection; when it is not defined, an SQLite file at
+        `$AIRFLOW_HOME/fulfillment_ledger.db` is used (and the log says so).
+    """
+
+    def __init__(self, ledger_conn_id: str = DEFAULT_CONN_ID, *, hook: Any = None) -> None:
+        self.ledger_conn_id = ledger_conn_id
+        self._hook = hook
+        self._dialect: Dialect | None = None
+
+    # ---------------------------------------------------------------- connection and schema
+    @property
+    def hook(self) -> Any:
+        if self._hook is None:
+            self._hook = _ledger_hook(self.ledger_conn_id)
+        return self._hook
+
+    @property
+    def dialect(self) -> Dialect:
+        if self._dialect is None:
+            hook = self.hook
+            conn_type = getattr(hook, "conn_type", "") or ""
+            if conn_type == "sqlite":
+                dialect: Dialect = SqliteDialect(hook.get_conn(), hook.get_conn)
+            elif conn_type in ("postgres", "postgresql"):
+                dialect = PostgresDialect(hook.get_conn(), hook.get_conn)
+            else:
+                raise ValueError(
+                    f"ledger connection '{self.ledger_conn_id}' has type {conn_type!r}; "
+                    "the ledger supports 'sqlite' and 'postgres'"
+                )
+            self._dialect = dialect
+            self._migrate(dialect)
+        return self._dialect
+
+    @property
+    def backend(self) -> str:
+        return self.dialect.name
+
+    def close(self) -> None:
+        if self._dialect is not None:
+            self._dialect.connection.close()
+            self._dialect = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        return self._one("SELECT MAX(version) FROM " + schema.SCHEMA_VERSION_TABLE)[0] or 0
+
+    def _migrate(self, dialect: Dialect) -> None:
+        with dialect.transaction() as cursor:
+            dialect.lock_migrations(cursor)
+            cursor.execute(dialect.ddl(schema.CREATE_VERSION_TABLE))
+            cursor.execute(f"SELECT MAX(version) FROM {schema.SCHEMA_VERSION_TABLE}")
+            current = cursor.fetchone()[0] or 0
+            pending = [m for m in schema.MIGRATIONS if m.version > current]
+            for migration in pending:
+                for statement in migration.statements:
+                    cursor.execute(dialect.ddl(statement))
+                cursor.execute(
+                    dialect.sql(
+                        f"INSERT INTO {schema.SCHEMA_VERSION_TABLE} (version, description, applied_at) "
+                        "VALUES (?, ?, ?)"
+                    ),
+                    (migration.version, migration.description, dialect.ts_param(datetime.now(UTC))),
+                )
+        if pending:
+            log.info(
+                "Fulfillment ledger (%s, connection '%s'): schema upgraded from version %d to %d",
+                dialect.name, self.ledger_conn_id, current, pending[-1].version,
+            )  # fmt: skip
+
+    # ---------------------------------------------------------------- small helpers
+    def _one(self, query: str, params: Sequence[Any] = ()) -> Any:
+        dialect = self.dialect
+        with dialect.transaction() as cursor:
+            cursor.execute(dialect.sql(query), tuple(params))
+            return cursor.fetchone()
+
+    def _all(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        dialect = self.dialect
+        with dialect.transaction() as cursor:
+            cursor.execute(dialect.sql(query), tuple(params))
+            return list(cursor.fetchall())
+
+    def _step(self, name: str) -> None:
+        """A point between the statements of a write (tests inject failures here)."""
+
+    # ---------------------------------------------------------------- merge
+    def merge(
+        self,
+        resource: str,
+        rows: Iterable[LedgerRow | Order | Shipment],
+        *,
+        conn_id: str | None = None,
+        run: RunRef | None = None,
+        observed_at: datetime,
+        account: str = "",
+    ) -> MergeResult:
+        """Merge records in one transaction; a version only replaces an older one.
+
+        `rows` is streamed (bounded memory). Duplicates within the call keep the newest version.
+        Each first observation and each status change of a newer version is written once to
+        `fulfillment_state_changes`.
+        """
+        kind = ledger_resource(resource)
+        table = _RECORD_TABLES[kind]
+        run = run or RunRef()
+        dialect = self.dialect
+        observed = utc(observed_at)
+        staged = self._stage_rows(kind, rows, observed, conn_id, account)
+        with dialect.transaction() as cursor:
+            column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
+            dialect.create_temp_table(cursor, _STAGE, column_types + ", seq BIGINT NOT NULL")
+            count = dialect.stage(cursor, _STAGE, (*table.columns, "seq"), staged)
+            self._step("staged")
+            if count == 0:
+                cursor.execute(f"DROP TABLE {_STAGE}")
+                return MergeResult()
+            result = self._merge_staged(cursor, kind, table, run)
+            cursor.execute(f"DROP TABLE {_RANKED}")
+            cursor.execute(f"DROP TABLE {_STAGE}")
+            self._step("merged")
+        log.info("Ledger merge of %d %ss: %s", count, kind, result.as_dict())
+        return result
+
+    def _column_type(self, table: _Table, name: str) -> str:
+        if name in table.timestamps:
+            return self.dialect.ts
+        if name in table.json_columns:
+            return self.dialect.json
+        return "TEXT"
+
+    def _stage_rows(
+        self,
+        kind: str,
+        rows: Iterable[LedgerRow | Order | Shipment],
+        observed: datetime,
+        conn_id: str | None,
+        default_account: str,
+    ) -> Iterator[tuple[Any, ...]]:
+        ts = self.dialect.ts_param
+        observed_param = ts(observed)
+        for seq, item in enumerate(rows):
+            if isinstance(item, LedgerRow):
+                record, raw, account, version_at = item
+            else:
+                record, raw, account, version_at = item, None, "", None
+            account = account or default_account
+            if kind == "order":
+                if not isinstance(record, Order):
+                    raise TypeError(f"merge('orders') got a {type(record).__name__}, not a common.Order")
+                version = version_at or record.modified_at or record.status_since
+                yield (
+                    record.vendor, account, record.id, record.number, record.status, record.raw_status,
+                    ts(record.status_since), ts(record.created_at), ts(record.ordered_at),
+                    ts(record.modified_at), ts(record.ship_by), _items_text(record.items),
+                    ts(version) if version else observed_param, observed_param, _json_text(raw), conn_id, seq,
+                )  # fmt: skip
+            else:
+                if not isinstance(record, Shipment):
+                    raise TypeError(
+                        f"merge('shipments') got a {type(record).__name__}, not a common.Shipment"
+                    )
+                version = version_at or record.status_since
+                yield (
+                    record.vendor, account, record.id, record.order_id, json.dumps(record.tracking_numbers),
+                    record.status, record.raw_status, ts(record.status_since), ts(record.created_at),
+                    ts(record.shipped_at), ts(record.expected_delivery_at), ts(record.delivered_at),
+                    _items_text(record.items), ts(version) if version else observed_param, observed_param,
+                    _json_text(raw), conn_id, seq,
+                )  # fmt: skip
+
+    def _merge_staged(self, cursor: Any, kind: str, table: _Table, run: RunRef) -> MergeResult:
+        dialect = self.dialect
+        key = table.key
+        cursor.execute(f"DROP TABLE IF EXISTS {_RANKED}")
+        # Each staged row beside the stored version of its record and the best version in the call.
+        cursor.execute(
+            f"""CREATE TEMP TABLE {_RANKED} AS
+            SELECT s.*,
+                ROW_NUMBER() OVER w AS rn,
+                FIRST_VALUE(s.version_at) OVER w AS best_version,
+                t.version_at AS old_version,
+                t.status AS old_status,
+                t.raw_status AS old_raw_status,
+                CASE WHEN t.{key} IS NULL THEN 0 ELSE 1 END AS existed
+            FROM {_STAGE} s
+            LEFT JOIN {table.name} t
+                ON t.vendor = s.vendor AND t.account = s.account AND t.{key} = s.{key}
+            WINDOW w AS (
+                PARTITION BY s.vendor, s.account, s.{key}
+                ORDER BY s.version_at DESC, s.observed_at DESC, s.seq DESC
+            )"""
+        )
+        self._step("ranked")
+        cursor.execute(
+            f"""SELECT
+                COALESCE(SUM(CASE WHEN rn = 1 AND existed = 0 THEN 1 ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN rn = 1 AND existed = 1 AND version_at > old_version
+                    THEN 1 ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN (rn = 1 AND existed = 1 AND version_at = old_version)
+                    OR (rn > 1 AND version_at = best_version) THEN 1 ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN (rn = 1 AND existed = 1 AND version_at < old_version)
+                    OR (rn > 1 AND version_at < best_version) THEN 1 ELSE 0 END), 0)
+            FROM {_RANKED}"""
+        )
+        inserted, updated, unchanged, stale = (int(value) for value in cursor.fetchone())
+        # A first sighting, or a newer version in another state: one row, written once.
+        changed_at = (
+            "COALESCE(status_since, modified_at, observed_at)"
+            if kind == "order"
+            else ("COALESCE(status_since, observed_at)")
+        )
+        cursor.execute(
+            dialect.sql(
+                f"""INSERT INTO {schema.STATE_CHANGES}
+                (vendor, resource, record_id, status, raw_status, observed_at, account,
+                 previous_status, changed_at, dag_id, run_id)
+                SELECT vendor, ?, {key}, status, raw_status, observed_at, account,
+                    old_status, {changed_at}, ?, ?
+                FROM {_RANKED}
+                WHERE rn = 1 AND (existed = 0 OR (version_at > old_version
+                    AND (status <> old_status OR raw_status <> old_raw_status)))
+                ON CONFLICT DO NOTHING"""
+            ),
+            (kind, run.dag_id, run.run_id),
+        )
+        state_changes = max(cursor.rowcount, 0)
+        self._step("state_changes")
+        columns = table.columns
+        updates = ", ".join(
+            f"{name} = excluded.{name}" for name in columns if name not in ("vendor", "account", key)
+        )
+        cursor.execute(
+            f"""INSERT INTO {table.name} ({", ".join(columns)}, first_seen_at)
+            SELECT {", ".join(columns)}, observed_at FROM {_RANKED} WHERE rn = 1
+            ON CONFLICT (vendor, account, {key}) DO UPDATE SET {updates}
+            WHERE excluded.version_at > {table.name}.version_at
+                OR (excluded.version_at = {table.name}.version_at
+                    AND excluded.observed_at > {table.name}.observed_at)"""
+        )
+        return MergeResult(inserted, updated, unchanged, stale, state_changes)
+
+    # ---------------------------------------------------------------- records out
+    def iter_records(
+        self,
+        resource: str,
+        *,
+        vendor: str | None = None,
+        statuses: Iterable[str] | None = None,
+        open_only: bool = False,
+        account: str | None = None,
+    ) -> Iterator[Order | Shipment]:
+        """Records as common models, streamed from the database (one batch in memory at a time)."""
+        kind = ledger_resource(resource)
+        table = _RECORD_TABLES[kind]
+        where, params = self._record_filter(kind, vendor, statuses, open_only, account)
+        columns = [
+            name
+            for name in table.columns
+            if name not in ("account", "version_at", "observed_at", "raw", "conn_id")
+        ]
+        query = f"SELECT {', '.join(columns)} FROM {table.name}{where} ORDER BY vendor, account, {table.key}"
+        dialect = self.dialect
+        model = Order if kind == "order" else Shipment
+        for row in dialect.stream(query, params):
+            values = dict(zip(columns, row, strict=True))
+            values["id"] = values.pop(table.key)
+            for name in table.timestamps & values.keys():
+                values[name] = dialect.ts_value(values[name])
+            for name in table.json_columns & values.keys():
+                values[name] = dialect.json_value(values[name]) or []
+            yield model(**values)
+
+    def _record_filter(
+        self,
+        kind: str,
+        vendor: str | None,
+        statuses: Iterable[str] | None,
+        open_only: bool,
+        account: str | None = None,
+        conn_id: str | None = None,
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if vendor is not None:
+            clauses.append("vendor = ?")
+            params.append(vendor)
+        if account is not None:
+            clauses.append("account = ?")
+            params.append(account)
+        if conn_id is not None:
+            clauses.append("conn_id = ?")
+            params.append(conn_id)
+        if statuses is not None:
+            wanted = sorted(set(statuses))
+            clauses.append(f"status IN ({', '.join('?' * len(wanted))})" if wanted else "1 = 0")
+            params.extend(wanted)
+        if open_only:
+            terminal = sorted(TERMINAL_STATUSES[kind])
+            clauses.append(f"status NOT IN ({', '.join('?' * len(terminal))})")
+            params.extend(terminal)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def open_record_ids(
+        self, vendor: str, resource: str, conn_id: str | None = None, *, account: str | None = None
+    ) -> dict[str, str]:
+        """{record id: raw status} of the records not yet in a terminal state (what change capture re-reads)."""
+        kind = ledger_resource(resource)
+        table = _RECORD_TABLES[kind]
+        where, params = self._record_filter(kind, vendor, None, True, account, conn_id)
+        query = f"SELECT {table.key}, raw_status FROM {table.name}{where}"
+        return {record_id: raw for record_id, raw in self.dialect.stream(query, params)}
+
+    def counts(self) -> dict[str, int]:
+        """Rows per ledger table (for logs, the UI and tests)."""
+        return {name: int(self._one(f"SELECT COUNT(*) FROM {name}")[0]) for name in schema.TABLES}
+
+    # ---------------------------------------------------------------- state changes
+    def state_changes(
+        self, *, vendor: str | None = None, resource: str | None = None, since: datetime | None = None
+    ) -> Iterator[StateChangeRow]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        dialect = self.dialect
+        if vendor is not None:
+            clauses.append("vendor = ?")
+            params.append(vendor)
+        if resource is not None:
+            clauses.append("resource = ?")
+            params.append(ledger_resource(resource))
+        if since is not None:
+            clauses.append("observed_at >= ?")
+            params.append(dialect.ts_param(since))
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        query = (
+            f"SELECT {', '.join(_STATE_CHANGE_COLUMNS)} FROM {schema.STATE_CHANGES}{where} "
+            "ORDER BY observed_at, vendor, resource, record_id, changed_at"
+        )
+        for row in dialect.stream(query, params):
+            values = dict(zip(_STATE_CHANGE_COLUMNS, row, strict=True))
+            values["observed_at"] = dialect.ts_value(values["observed_at"])
+            values["changed_at"] = dialect.ts_value(values["changed_at"])
+            yield StateChangeRow(**values)
+
+    # ---------------------------------------------------------------- watermarks
+    def get_watermark(self, vendor: str, resource: str, conn_id: str) -> datetime | None:
+        row = self._one(
+            f"SELECT watermark FROM {schema.WATERMARKS} WHERE vendor = ? AND resource = ? AND conn_id = ?",
+            (vendor, ledger_resource(resource), conn_id),
+        )
+        return None if row is None else self.dialect.ts_value(row[0])
+
+    def set_watermark(
+        self,
+        vendor: str,
+        resource: str,
+        conn_id: str,
+        value: datetime,
+        *,
+        lookback: timedelta = timedelta(0),
+        run: RunRef | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Store where the next incremental read resumes; it never moves backwards."""
+        dialect = self.dialect
+        run = run or RunRef()
+        with dialect.transaction() as cursor:
+            cursor.execute(
+                dialect.sql(
+                    f"""INSERT INTO {schema.WATERMARKS}
+                    (vendor, resource, conn_id, watermark, lookback_seconds, updated_at, run_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (vendor, resource, conn_id) DO UPDATE SET
+                        watermark = excluded.watermark, lookback_seconds = excluded.lookback_seconds,
+                        updated_at = excluded.updated_at, run_id = excluded.run_id
+                    WHERE {schema.WATERMARKS}.watermark IS NULL
+                        OR excluded.watermark >= {schema.WATERMARKS}.watermark"""
+                ),
+                (
+                    vendor, ledger_resource(resource), conn_id, dialect.ts_param(value),
+                    int(lookback.total_seconds()), dialect.ts_param(now or datetime.now(UTC)), run.run_id,
+                ),
+            )  # fmt: skip
+
+    # ---------------------------------------------------------------- findings
+    def findings(
+        self,
+        *,
+        vendor: str | None = None,
+        open_only: bool = True,
+        kinds: Iterable[str] | None = None,
+    ) -> list[FindingRow]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if vendor is not None:
+            clauses.append("vendor = ?")
+            params.append(vendor)
+        if open_only:
+            clauses.append("resolved_at IS NULL")
+        if kinds is not None:
+            wanted = sorted(set(kinds))
+            clauses.append(f"kind IN ({', '.join('?' * len(wanted))})" if wanted else "1 = 0")
+            params.extend(wanted)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = self._all(
+            f"SELECT {', '.join(_FINDING_COLUMNS)} FROM {schema.FINDINGS}{where} "
+            "ORDER BY opened_at, vendor, kind, record_id",
+            params,
+        )
+        return [self._finding_row(row) for row in rows]
+
+    def _finding_row(self, row: Sequence[Any]) -> FindingRow:
+        values = dict(zip(_FINDING_COLUMNS, row, strict=True))
+        ts = self.dialect.ts_value
+        return FindingRow(
+            vendor=values["vendor"],
+            kind=values["kind"],
+            record_id=values["record_id"],
+            account=values["account"],
+            resource=values["resource"],
+            severity=values["severity"],
+            opened_at=ts(values["opened_at"]),  # type: ignore[arg-type]
+            last_seen_at=ts(values["last_seen_at"]),  # type: ignore[arg-type]
+            resolved_at=ts(values["resolved_at"]),
+            since=ts(values["since"]),
+            details=self.dialect.json_value(values["details"]) or {},
+            opened_by=RunRef(values["opened_dag_id"], values["opened_run_id"], values["opened_task_id"]),
+            resolved_by=RunRef(
+                values["resolved_dag_id"], values["resolved_run_id"], values["resolved_task_id"]
+            ),
+        )
+
+    def sync_findings(
+        self,
+        findings: Iterable[Finding],
+        *,
+        vendors: Iterable[str],
+        kinds: Iterable[str],
+        now: datetime,
+        run: RunRef | None = None,
+    ) -> FindingsDelta:
+        """Open what is new, keep open what persists, resolve what is gone — within vendors x kinds.
+
+        A resolved finding whose cause returns is reopened as a new episode (new opened_at).
+        """
+        run = run or RunRef()
+        dialect = self.dialect
+        ts = dialect.ts_param
+        now_param = ts(now)
+        current: dict[tuple[str, str, str], Finding] = {}
+        for finding in findings:
+            current[finding.key] = finding
+        scope_vendors = sorted(set(vendors) | {key[0] for key in current})
+        scope_kinds = sorted(set(kinds) | {key[1] for key in current})
+        evaluated_vendors, evaluated_kinds = set(vendors), set(kinds)
+        opened: list[tuple[str, str, str]] = []
+        still_open: list[tuple[str, str, str]] = []
+        resolved: list[tuple[str, str, str]] = []
+        with dialect.transaction() as cursor:
+            existing: dict[tuple[str, str, str], bool] = {}
+            if scope_vendors and scope_kinds:
+                cursor.execute(
+                    dialect.sql(
+                        f"SELECT vendor, kind, record_id, resolved_at FROM {schema.FINDINGS} "
+                        f"WHERE vendor IN ({', '.join('?' * len(scope_vendors))}) "
+                        f"AND kind IN ({', '.join('?' * len(scope_kinds))})"
+                    ),
+                    (*scope_vendors, *scope_kinds),
+                )
+                existing = {(v, k, r): resolved_at is None for v, k, r, resolved_at in cursor.fetchall()}
+            inserts, reopens, refreshes, resolves = [], [], [], []
+            for key, finding in current.items():
+                details = json.dumps(finding.details, separators=(",", ":"), default=str)
+                common = (finding.account, finding.resource, finding.severity, ts(finding.since), details)
+                if key not in existing:
+                    inserts.append((*key, *common, now_param, now_param, run.dag_id, run.run_id, run.task_id))
+                    opened.append(key)
+                elif not existing[key]:
+                    reopens.append((*common, now_param, now_param, run.dag_id, run.run_id, run.task_id, *key))
+                    opened.append(key)
+                else:
+                    refreshes.append((*common, now_param, *key))
+                    still_open.append(key)
+            for key, is_open in existing.items():
+                if (
+                    is_open
+                    and key not in current
+                    and key[0] in evaluated_vendors
+                    and key[1] in evaluated_kinds
+                ):
+                    resolves.append((now_param, run.dag_id, run.run_id, run.task_id, *key))
+                    resolved.append(key)
+            where_key = "WHERE vendor = ? AND kind = ? AND record_id = ?"
+            statements = (
+                (
+                    f"""INSERT INTO {schema.FINDINGS} (vendor, kind, record_id, account, resource, severity,
+                    since, details, opened_at, last_seen_at, opened_dag_id, opened_run_id, opened_task_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    inserts,
+                ),
+                (
+                    f"""UPDATE {schema.FINDINGS} SET account = ?, resource = ?, severity = ?, since = ?,
+                    details = ?, opened_at = ?, last_seen_at = ?, opened_dag_id = ?, opened_run_id = ?,
+                    opened_task_id = ?, resolved_at = NULL, resolved_dag_id = NULL, resolved_run_id = NULL,
+                    resolved_task_id = NULL {where_key}""",
+                    reopens,
+                ),
+                (
+                    f"""UPDATE {schema.FINDINGS} SET account = ?, resource = ?, severity = ?, since = ?,
+                    details = ?, last_seen_at = ? {where_key}""",
+                    refreshes,
+                ),
+                (
+                    f"""UPDATE {schema.FINDINGS} SET resolved_at = ?, resolved_dag_id = ?,
+                    resolved_run_id = ?, resolved_task_id = ? {where_key}""",
+                    resolves,
+                ),
+            )
+            for statement, batch in statements:
+                for chunk in chunked(batch, 1000):
+                    cursor.executemany(dialect.sql(statement), chunk)
+        rows = {row.key: row for row in self._findings_by_key(opened + still_open + resolved)}
+        return FindingsDelta(
+            opened=[rows[key] for key in opened],
+            still_open=[rows[key] for key in still_open],
+            resolved=[rows[key] for key in resolved],
+        )
+
+    def _findings_by_key(self, keys: Sequence[tuple[str, str, str]]) -> list[FindingRow]:
+        wanted = set(keys)
+        if not wanted:
+            return []
+        vendors = sorted({key[0] for key in wanted})
+        rows = self._all(
+            f"SELECT {', '.join(_FINDING_COLUMNS)} FROM {schema.FINDINGS} "
+            f"WHERE vendor IN ({', '.join('?' * len(vendors))})",
+            vendors,
+        )
+        return [finding for finding in map(self._finding_row, rows) if finding.key in wanted]
+
+    # ---------------------------------------------------------------- alerts
+    def record_alerts(
+        self,
+        notifications: Iterable[Notification],
+        *,
+        sent_at: datetime,
+        run: RunRef | None = None,
+        message_of: Callable[[Notification], str] = default_message,
+    ) -> list[AlertRow]:
+        """Record what was notified; returns the rows actually recorded.
+
+        'opened' and 'resolved' are recorded at most once per episode: a second attempt is
+        ignored (and not returned), so a rerun never notifies twice.
+        """
+        run = run or RunRef()
+        dialect = self.dialect
+        sent = utc(sent_at)
+        recorded: list[AlertRow] = []
+        statement = dialect.sql(
+            f"INSERT INTO {schema.ALERTS} ({', '.join(_ALERT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_ALERT_COLUMNS))}) ON CONFLICT DO NOTHING"
+        )
+        with dialect.transaction() as cursor:
+            for notification in notifications:
+                message = message_of(notification)
+                episode = utc(notification.episode)
+                cursor.execute(
+                    statement,
+                    (
+                        notification.vendor, notification.kind, notification.record_id, notification.event,
+                        dialect.ts_param(episode), dialect.ts_param(sent), notification.severity, message,
+                        run.dag_id, run.run_id, run.task_id,
+                    ),
+                )  # fmt: skip
+                if cursor.rowcount == 1:
+                    recorded.append(
+                        AlertRow(
+                            vendor=notification.vendor,
+                            kind=notification.kind,
+                            record_id=notification.record_id,
+                            event=notification.event,
+                            episode=episode,
+                            sent_at=sent,
+                            severity=notification.severity,
+                            message=message,
+                            sent_by=run,
+                        )
+                    )
+        return recorded
+
+    def _alert_row(self, row: Sequence[Any]) -> AlertRow:
+        values = dict(zip(_ALERT_COLUMNS, row, strict=True))
+        ts = self.dialect.ts_value
+        return AlertRow(
+            vendor=values["vendor"],
+            kind=values["kind"],
+            record_id=values["record_id"],
+            event=values["event"],
+            episode=ts(values["episode"]),  # type: ignore[arg-type]
+            sent_at=ts(values["sent_at"]),  # type: ignore[arg-type]
+            severity=values["severity"],
+            message=values["message"] or "",
+            sent_by=RunRef(values["dag_id"], values["run_id"], values["task_id"]),
+        )
+
+    def alerts(
+        self, *, vendor: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AlertRow]:
+        """The most recent alerts first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if vendor is not None:
+            clauses.append("vendor = ?")
+            params.append(vendor)
+        if since is not None:
+            clauses.append("sent_at >= ?")
+            params.append(self.dialect.ts_param(since))
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = self._all(
+            f"SELECT {', '.join(_ALERT_COLUMNS)} FROM {schema.ALERTS}{where} "
+            f"ORDER BY sent_at DESC, vendor, kind, record_id, event LIMIT {int(limit)}",
+            params,
+        )
+        return [self._alert_row(row) for row in rows]
+
+    def alerts_for(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], list[AlertRow]]:
+        """Every alert of each finding key (vendor, kind, record_id), oldest first; keys without any map to []."""
+        wanted = list(dict.fromkeys(tuple(key) for key in keys))
+        result: dict[tuple[str, str, str], list[AlertRow]] = {key: [] for key in wanted}
+        for chunk in chunked(wanted, 300):
+            condition = " OR ".join("(vendor = ? AND kind = ? AND record_id = ?)" for _ in chunk)
+            rows = self._all(
+                f"SELECT {', '.join(_ALERT_COLUMNS)} FROM {schema.ALERTS} WHERE {condition} ORDER BY sent_at, event",
+                [value for key in chunk for value in key],
+            )
+            for row in rows:
+                alert = self._alert_row(row)
+                result[(alert.vendor, alert.kind, alert.record_id)].append(alert)
+        return result
+
+
+# -------------------------------------------------------------------- the connection
+
+
+def default_sqlite_path() -> str:
+    home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
+    return os.path.join(os.path.abspath(os.path.expanduser(home)), DEFAULT_SQLITE_FILE)
+
+
+def _ledger_hook(conn_id: str) -> Any:
+    """The common.sql hook of the ledger connection, or an SQLite hook on the default file."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        path = default_sqlite_path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        log.info("Ledger connection '%s' is not defined: using SQLite at %s", conn_id, path)
+        return sqlite_file_hook(path)
+    hook = connection.get_hook()
+    log.info("Ledger: connection '%s' (%s)", conn_id, connection.conn_type)
+    return hook
+
+
+def sqlite_file_hook(path: str) -> Any:
+    """A SqliteHook on a file, with no Airflow connection behind it."""
+    from airflow.providers.sqlite.hooks.sqlite import SqliteHook
+
+    class _FileSqliteHook(SqliteHook):
+        def get_uri(self) -> str:
+            return f"sqlite:///{path}"
+
+    return _FileSqliteHook()

@@ -1,0 +1,160 @@
+"""The ledger's tables, as versioned migrations applied in order on first use.
+
+Each migration is DDL written once for both databases: `{ts}` is a timezone-aware timestamp
+(TIMESTAMPTZ on PostgreSQL, ISO-8601 UTC text on SQLite, which sorts as it compares) and `{json}`
+a JSON document (JSONB / TEXT). The applied version lives in `fulfillment_schema_version`, so an
+older ledger upgrades in place and a current one is left alone. Never edit a released migration:
+add the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION_TABLE = "fulfillment_schema_version"
+
+ORDERS = "fulfillment_orders"
+SHIPMENTS = "fulfillment_shipments"
+STATE_CHANGES = "fulfillment_state_changes"
+FINDINGS = "fulfillment_findings"
+ALERTS = "fulfillment_alerts"
+WATERMARKS = "fulfillment_watermarks"
+TABLES = (ORDERS, SHIPMENTS, STATE_CHANGES, FINDINGS, ALERTS, WATERMARKS)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1_RECORDS = (
+    f"""CREATE TABLE {ORDERS} (
+        vendor TEXT NOT NULL,
+        account TEXT NOT NULL DEFAULT '',
+        order_id TEXT NOT NULL,
+        number TEXT,
+        status TEXT NOT NULL,
+        raw_status TEXT NOT NULL,
+        status_since {{ts}},
+        created_at {{ts}},
+        ordered_at {{ts}},
+        modified_at {{ts}},
+        ship_by {{ts}},
+        items {{json}},
+        version_at {{ts}} NOT NULL,
+        first_seen_at {{ts}} NOT NULL,
+        observed_at {{ts}} NOT NULL,
+        raw {{json}},
+        conn_id TEXT,
+        PRIMARY KEY (vendor, account, order_id)
+    )""",
+    f"""CREATE TABLE {SHIPMENTS} (
+        vendor TEXT NOT NULL,
+        account TEXT NOT NULL DEFAULT '',
+        shipment_id TEXT NOT NULL,
+        order_id TEXT,
+        tracking_numbers {{json}},
+        status TEXT NOT NULL,
+        raw_status TEXT NOT NULL,
+        status_since {{ts}},
+        created_at {{ts}},
+        shipped_at {{ts}},
+        expected_delivery_at {{ts}},
+        delivered_at {{ts}},
+        items {{json}},
+        version_at {{ts}} NOT NULL,
+        first_seen_at {{ts}} NOT NULL,
+        observed_at {{ts}} NOT NULL,
+        raw {{json}},
+        conn_id TEXT,
+        PRIMARY KEY (vendor, account, shipment_id)
+    )""",
+    f"""CREATE TABLE {STATE_CHANGES} (
+        vendor TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        raw_status TEXT NOT NULL,
+        observed_at {{ts}} NOT NULL,
+        account TEXT NOT NULL DEFAULT '',
+        previous_status TEXT,
+        changed_at {{ts}} NOT NULL,
+        dag_id TEXT,
+        run_id TEXT,
+        PRIMARY KEY (vendor, resource, record_id, status, raw_status, observed_at)
+    )""",
+    f"""CREATE TABLE {WATERMARKS} (
+        vendor TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        conn_id TEXT NOT NULL,
+        watermark {{ts}},
+        lookback_seconds BIGINT NOT NULL DEFAULT 0,
+        updated_at {{ts}} NOT NULL,
+        run_id TEXT,
+        PRIMARY KEY (vendor, resource, conn_id)
+    )""",
+)
+
+_V2_LIFECYCLE = (
+    f"""CREATE TABLE {FINDINGS} (
+        vendor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        account TEXT NOT NULL DEFAULT '',
+        resource TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        since {{ts}},
+        opened_at {{ts}} NOT NULL,
+        last_seen_at {{ts}} NOT NULL,
+        resolved_at {{ts}},
+        details {{json}},
+        opened_dag_id TEXT,
+        opened_run_id TEXT,
+        opened_task_id TEXT,
+        resolved_dag_id TEXT,
+        resolved_run_id TEXT,
+        resolved_task_id TEXT,
+        PRIMARY KEY (vendor, kind, record_id)
+    )""",
+    f"""CREATE TABLE {ALERTS} (
+        vendor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        sent_at {{ts}} NOT NULL,
+        episode {{ts}} NOT NULL,
+        severity TEXT NOT NULL,
+        message TEXT,
+        dag_id TEXT,
+        run_id TEXT,
+        task_id TEXT,
+        PRIMARY KEY (vendor, kind, record_id, event, sent_at)
+    )""",
+    # 'opened' and 'resolved' at most once per episode; reminders are many.
+    f"""CREATE UNIQUE INDEX fulfillment_alerts_once ON {ALERTS} (vendor, kind, record_id, event, episode)
+        WHERE event IN ('opened', 'resolved')""",
+)
+
+_V3_READ_PATHS = (
+    f"CREATE INDEX fulfillment_orders_status ON {ORDERS} (vendor, status)",
+    f"CREATE INDEX fulfillment_shipments_status ON {SHIPMENTS} (vendor, status)",
+    f"CREATE INDEX fulfillment_shipments_order ON {SHIPMENTS} (vendor, order_id)",
+    f"CREATE INDEX fulfillment_state_changes_observed ON {STATE_CHANGES} (observed_at)",
+    f"CREATE INDEX fulfillment_findings_open ON {FINDINGS} (resolved_at, vendor)",
+    f"CREATE INDEX fulfillment_alerts_sent ON {ALERTS} (sent_at)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "records, state changes and watermarks", _V1_RECORDS),
+    Migration(2, "findings and alerts with their lifecycle", _V2_LIFECYCLE),
+    Migration(3, "indexes for open records, recent changes and open findings", _V3_READ_PATHS),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+CREATE_VERSION_TABLE = f"""CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at {{ts}} NOT NULL
+)"""
