@@ -78,6 +78,44 @@ def _row(vendor: str, metric: str, kind: str, bucket: str, values: list[float], 
     )
 
 
+def durations(
+    changes: Iterable[Change],
+    *,
+    now: datetime,
+    created_at: Mapping[tuple[str, str], datetime] | None = None,
+) -> dict[tuple[str, str, str], tuple[list[float], int]]:
+    """(vendor, metric, resource) -> (every duration in seconds, how many are still going).
+
+    The per-record figures behind `sla()`'s summaries, for charts that show the distribution.
+    """
+    created_at = created_at or {}
+    history: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
+    for change in changes:
+        history.setdefault((change.vendor, change.resource, change.record_id), []).append(
+            (change.changed_at, change.status)
+        )
+    result: dict[tuple[str, str, str], tuple[list[float], int]] = {}
+    for (vendor, resource, record_id), steps in history.items():
+        steps.sort()
+        if resource == "order":
+            first_shipped = next((when for when, status in steps if status in _SHIPPED), None)
+            start = created_at.get((vendor, record_id))
+            if start is None and steps[0][1] not in _SHIPPED:
+                start = steps[0][0]
+            if first_shipped is not None and start is not None and first_shipped >= start:
+                result.setdefault((vendor, "time_to_ship", "order"), ([], 0))[0].append(
+                    (first_shipped - start).total_seconds()
+                )
+        for position, (when, status) in enumerate(steps):
+            if status != "error" or (position and steps[position - 1][1] == "error"):
+                continue
+            following = next((later for later, s in steps[position + 1 :] if s != "error"), None)
+            values, still = result.get((vendor, "time_in_error", resource), ([], 0))
+            values.append(((following or now) - when).total_seconds())
+            result[(vendor, "time_in_error", resource)] = (values, still + (following is None))
+    return result
+
+
 def sla(
     changes: Iterable[Change],
     findings: Iterable[FindingRow] = (),
@@ -90,36 +128,11 @@ def sla(
     :param created_at: (vendor, order id) -> creation time, where known; else time to ship
         counts from the order's first observed state change.
     """
-    created_at = created_at or {}
-    history: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
-    for change in changes:
-        history.setdefault((change.vendor, change.resource, change.record_id), []).append(
-            (change.changed_at, change.status)
-        )
-    to_ship: dict[str, list[float]] = {}
-    in_error: dict[tuple[str, str], tuple[list[float], list[int]]] = {}
-    for (vendor, resource, record_id), steps in history.items():
-        steps.sort()
-        if resource == "order":
-            first_shipped = next((when for when, status in steps if status in _SHIPPED), None)
-            start = created_at.get((vendor, record_id))
-            if start is None and steps[0][1] not in _SHIPPED:
-                start = steps[0][0]
-            if first_shipped is not None and start is not None and first_shipped >= start:
-                to_ship.setdefault(vendor, []).append((first_shipped - start).total_seconds())
-        values, still = in_error.setdefault((vendor, resource), ([], [0]))
-        for position, (when, status) in enumerate(steps):
-            if status != "error" or (position and steps[position - 1][1] == "error"):
-                continue
-            following = next((later for later, s in steps[position + 1 :] if s != "error"), None)
-            if following is None:
-                still[0] += 1
-            values.append(((following or now) - when).total_seconds())
-    rows = [_row(vendor, "time_to_ship", "order", "all", values, 0) for vendor, values in to_ship.items()]
-    rows += [
-        _row(vendor, "time_in_error", resource, "all", values, still[0])
-        for (vendor, resource), (values, still) in in_error.items()
-        if values
+    rows = [
+        _row(vendor, metric, kind, "all", values, still)
+        for (vendor, metric, kind), (values, still) in durations(
+            changes, now=now, created_at=created_at
+        ).items()
     ]
     ages: dict[tuple[str, str, str], list[float]] = {}
     for finding in findings:
@@ -165,4 +178,4 @@ def table(rows: Sequence[SlaRow]) -> str:
     )
 
 
-__all__ = ["AGE_BUCKETS", "Change", "SlaRow", "sla", "table"]
+__all__ = ["AGE_BUCKETS", "Change", "SlaRow", "durations", "sla", "table"]
