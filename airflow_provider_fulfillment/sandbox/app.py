@@ -285,9 +285,15 @@ class SandboxApp:
         query: bytes = scope.get("query_string", b"")
         rt = self.runtime
         f = rt.faults
+        refused = rt.bucket_refusal(path)  # the gateway decides on arrival; the answer still travels
         delay = rt.delay(path)
         if delay:
             await asyncio.sleep(delay)
+        if refused is not None:
+            body, ctype = vendor_error(path, 429, "Too many requests: rate limit exceeded")
+            await _respond(send, 429, body, ctype, {"retry-after": fmt_seconds(refused)})
+            self.log.record(method, path, query, 429, "bucket", delay)
+            return
         if rt.trigger("drop", path, f.drop_every, f.drop_rate):
             self.log.record(method, path, query, 0, "drop", delay)
             await _drop_connection(send)

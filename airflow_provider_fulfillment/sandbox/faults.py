@@ -21,6 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
+from .ratelimit import LeakyBucket
+
 
 @dataclass
 class Faults:
@@ -85,6 +87,12 @@ class Faults:
     """DCL's own rate limit: at most this many requests per ``dcl_rate_window`` seconds, then 429."""
     dcl_rate_window: float = 1.0
 
+    bucket_rate: float = 0.0
+    """A leaky-bucket rate limit: requests a second served, 429 with Retry-After above (0 = off)."""
+    bucket_size: int = 0
+    """The bucket's burst: requests accepted at once (0 = one second's worth)."""
+    bucket_prefix: str | None = None
+
     @classmethod
     def knob_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
@@ -115,7 +123,7 @@ class Faults:
         ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        for name in ("latency", "jitter", "retry_after", "dcl_rate_window"):
+        for name in ("latency", "jitter", "retry_after", "dcl_rate_window", "bucket_rate", "bucket_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.truncate_mode not in ("length", "json"):
@@ -156,6 +164,8 @@ KNOB_HELP: dict[str, str] = {
     "dcl_error_message": "error_message of those answers",
     "dcl_rate_limit": "DCL's own limit: requests per dcl_rate_window, then 429",
     "dcl_rate_window": "seconds of DCL's rate-limit window (default 1)",
+    "bucket_rate": "leaky-bucket rate limit: requests/s served, 429 with Retry-After above (0 = off)",
+    "bucket_size": "the bucket's burst in requests (0 = one second's worth)",
 }
 """One line per knob, for the command line's help."""
 
@@ -201,6 +211,7 @@ class FaultRuntime:
         self._lock = threading.Lock()
         self._dcl_window_start = 0.0
         self._dcl_window_count = 0
+        self.bucket = LeakyBucket(faults.bucket_rate, faults.bucket_size) if faults.bucket_rate else None
 
     def _prefix(self, group: str) -> str:
         if group.startswith("dcl_"):
@@ -247,3 +258,9 @@ class FaultRuntime:
             if self._dcl_window_count > limit:
                 return max(0.0, self._dcl_window_start + window - now)
         return None
+
+    def bucket_refusal(self, path: str) -> float | None:
+        """None if the leaky bucket (when set) admits this request; else its Retry-After seconds."""
+        if self.bucket is None or not self.applies("bucket", path):
+            return None
+        return self.bucket.admit()

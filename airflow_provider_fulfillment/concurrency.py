@@ -1,0 +1,261 @@
+"""One adaptive request controller per connection, shared by all its threads and pages.
+
+No vendor publishes its rate limits, so the client finds them: the controller keeps a concurrency
+limit (additive increase while answers come back fast and full, multiplicative decrease on 429/503
+and on latency rising well above the best seen) and, once a vendor has said "too many", a request
+rate it paces to (lowered multiplicatively on each 429, raised additively while none comes). A
+`Retry-After` pauses the whole connection, not the one thread that got it; an optional budget
+(`max_requests_per_second` on the connection) is never exceeded.
+
+`AimdState` is the pure decision logic (every method takes `now`), unit-tested with a fake clock;
+`Controller` adds the blocking and locking, and `controller_for` gives every hook and thread of a
+process the same controller for one connection.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# Defaults: start where the old fixed setting was, and let evidence raise it up to the ceiling.
+DEFAULT_INITIAL = 4
+DEFAULT_CEILING = 16
+# A latency this many times the best recent one means the vendor queues our requests.
+LATENCY_TOLERANCE = 2.5
+# How much a congestion signal cuts the limit, and the rate.
+DECREASE = 0.5
+RATE_DECREASE = 0.9
+# Additive rate increase per second without a 429, as a fraction of the current rate.
+RATE_INCREASE = 0.02
+LATENCY_SAMPLES = 64
+
+
+@dataclass
+class Stats:
+    """What a connection's requests met: goes into the extract manifest."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0  # 429 answers
+    unavailable: int = 0  # 503 answers
+    peak_in_flight: int = 0
+    peak_limit: int = 0
+    paused_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "http_429": self.throttled,
+            "http_503": self.unavailable,
+            "peak_in_flight": self.peak_in_flight,
+            "peak_concurrency_limit": self.peak_limit,
+            "paused_seconds": round(self.paused_seconds, 3),
+        }
+
+
+@dataclass
+class AimdState:
+    """The controller's decisions, free of threads and clocks.
+
+    :param initial: the concurrency limit to start with.
+    :param ceiling: the most requests in flight ever (the hook's `max_concurrency`).
+    :param max_rps: a hard request budget per second (None: none).
+    """
+
+    initial: int = DEFAULT_INITIAL
+    ceiling: int = DEFAULT_CEILING
+    max_rps: float | None = None
+    floor: int = 1
+    limit: float = field(init=False)
+    rate: float | None = field(init=False, default=None)  # learnt from 429s; None until the first
+    in_flight: int = field(init=False, default=0)
+    paused_until: float = field(init=False, default=0.0)
+    next_slot: float = field(init=False, default=0.0)
+    stats: Stats = field(init=False, default_factory=Stats)
+    _latencies: deque[float] = field(init=False, default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    _calm_since: float = field(init=False, default=0.0)
+    _last_cut: float = field(init=False, default=float("-inf"))
+    _recent_starts: deque[float] = field(init=False, default_factory=deque)
+
+    def __post_init__(self) -> None:
+        if self.ceiling < 1:
+            raise ValueError(f"the concurrency ceiling must be at least 1, got {self.ceiling}")
+        if self.max_rps is not None and self.max_rps <= 0:
+            raise ValueError(f"max_requests_per_second must be positive, got {self.max_rps}")
+        self.floor = max(1, min(self.floor, self.ceiling))
+        self.limit = float(max(self.floor, min(self.initial, self.ceiling)))
+        self.stats.peak_limit = int(self.limit)
+
+    # admission -------------------------------------------------------------------------
+    def pace(self) -> float | None:
+        """The request rate to pace to: the budget, or what 429s taught, whichever is lower."""
+        rates = [r for r in (self.max_rps, self.rate) if r is not None]
+        return min(rates) if rates else None
+
+    def wait_before_start(self, now: float) -> float:
+        """Seconds until one more request may start (0: now)."""
+        if now < self.paused_until:
+            return self.paused_until - now
+        if self.in_flight >= int(self.limit):
+            return float("inf")  # until a request in flight ends
+        if self.pace() is not None and now < self.next_slot:
+            return self.next_slot - now
+        return 0.0
+
+    def start(self, now: float) -> float:
+        """Admit one request (the caller checked `wait_before_start` is 0); returns its start time."""
+        self.in_flight += 1
+        self.stats.requests += 1
+        self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.in_flight)
+        pace = self.pace()
+        if pace is not None:
+            self.next_slot = max(now, self.next_slot) + 1.0 / pace
+        self._recent_starts.append(now)
+        while self._recent_starts and self._recent_starts[0] < now - 1.0:
+            self._recent_starts.popleft()
+        return now
+
+    # outcomes --------------------------------------------------------------------------
+    def finish(
+        self, started: float, now: float, status: int | None, retry_after: float | None = None
+    ) -> None:
+        """A request that started at `started` ended now with `status` (None: no answer)."""
+        self.in_flight = max(0, self.in_flight - 1)
+        if status == 429 or status == 503:
+            if status == 429:
+                self.stats.throttled += 1
+            else:
+                self.stats.unavailable += 1
+            self._congested(started, now, throttled=status == 429, retry_after=retry_after)
+            return
+        if status is None or status >= 500:
+            self._congested(started, now, throttled=False, retry_after=None)
+            return
+        latency = now - started
+        self._latencies.append(latency)
+        best = min(self._latencies)
+        if len(self._latencies) >= 8 and latency > LATENCY_TOLERANCE * best + 0.005:
+            if started >= self._last_cut:  # one cut per round of requests, not one per answer
+                self._cut(now)
+            return
+        self._grow(now)
+
+    def retried(self) -> None:
+        self.stats.retries += 1
+
+    def _congested(self, started: float, now: float, *, throttled: bool, retry_after: float | None) -> None:
+        if retry_after is not None and retry_after > 0:
+            until = now + retry_after
+            if until > self.paused_until:
+                self.stats.paused_seconds += until - max(now, self.paused_until)
+                self.paused_until = until
+        if started < self._last_cut:
+            return  # sent before the last cut: already accounted for
+        if throttled:
+            # The vendor has a rate limit: pace just under the rate that has just been too much.
+            sent = len(self._recent_starts)
+            observed = float(sent) if sent else self.limit
+            current = self.rate if self.rate is not None else observed
+            self.rate = max(0.5, min(current, observed) * RATE_DECREASE)
+            self.next_slot = max(self.next_slot, self.paused_until, now + 1.0 / self.rate)
+        self._cut(now)
+
+    def _cut(self, now: float) -> None:
+        self.limit = max(float(self.floor), self.limit * DECREASE)
+        self._last_cut = now
+        self._calm_since = now
+
+    def _grow(self, now: float) -> None:
+        # Additive increase: about one more request in flight per `limit` good answers, and only
+        # while requests use at least half the limit (no growth on evidence never tested).
+        if 2 * (self.in_flight + 1) >= self.limit and self.limit < self.ceiling:
+            self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
+            self.stats.peak_limit = max(self.stats.peak_limit, int(self.limit))
+        if self.rate is not None:
+            calm = now - self._calm_since
+            if calm > 0:
+                self.rate += self.rate * RATE_INCREASE * min(calm, 1.0)
+                self._calm_since = now
+
+
+class Controller:
+    """`AimdState` behind a lock, with blocking admission: `with controller.slot() as done: ...`."""
+
+    def __init__(
+        self,
+        state: AimdState,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.state = state
+        self._clock = clock
+        self._changed = threading.Condition()
+
+    @property
+    def stats(self) -> Stats:
+        return self.state.stats
+
+    def acquire(self, timeout: float | None = None) -> float:
+        """Block until a request may start; returns its start time (pass it to `release`)."""
+        deadline = None if timeout is None else self._clock() + timeout
+        with self._changed:
+            while True:
+                now = self._clock()
+                wait = self.state.wait_before_start(now)
+                if wait <= 0:
+                    return self.state.start(now)
+                if deadline is not None and now >= deadline:
+                    raise TimeoutError("no request slot within the timeout")
+                bound = None if wait == float("inf") else wait
+                if deadline is not None:
+                    bound = min(bound if bound is not None else deadline - now, deadline - now)
+                self._changed.wait(bound)
+
+    def release(self, started: float, status: int | None, retry_after: float | None = None) -> None:
+        with self._changed:
+            self.state.finish(started, self._clock(), status, retry_after)
+            self._changed.notify_all()
+
+    def retried(self) -> None:
+        with self._changed:
+            self.state.retried()
+
+
+_registry: dict[tuple[str, str], Controller] = {}
+_registry_lock = threading.Lock()
+
+
+def controller_for(
+    conn_id: str,
+    base_url: str,
+    *,
+    ceiling: int = DEFAULT_CEILING,
+    max_rps: float | None = None,
+    initial: int = DEFAULT_INITIAL,
+) -> Controller:
+    """The process-wide controller of one connection: every hook, thread and page of it share one.
+
+    Settings given later (a hook with another `max_concurrency`) update the ceiling and budget.
+    """
+    key = (conn_id, base_url)
+    with _registry_lock:
+        controller = _registry.get(key)
+        if controller is None:
+            controller = Controller(AimdState(initial=initial, ceiling=ceiling, max_rps=max_rps))
+            _registry[key] = controller
+        else:
+            with controller._changed:
+                state = controller.state
+                state.ceiling = ceiling
+                state.max_rps = max_rps
+                state.limit = min(state.limit, float(ceiling))
+        return controller
+
+
+def forget_controllers() -> None:
+    """Drop every connection's controller (tests; a new run learns afresh)."""
+    with _registry_lock:
+        _registry.clear()

@@ -1,0 +1,152 @@
+"""The per-connection AIMD controller, as a pure state machine on a fake clock, and its blocking face."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from airflow_provider_fulfillment.concurrency import AimdState, Controller, controller_for, forget_controllers
+
+
+def answer(state: AimdState, now: float, status: int | None = 200, latency: float = 0.05, **kw) -> None:
+    assert state.wait_before_start(now) == 0
+    started = state.start(now)
+    state.finish(started, now + latency, status, **kw)
+
+
+def test_starts_at_the_initial_limit_and_holds_requests_past_it():
+    state = AimdState(initial=2, ceiling=8)
+    state.start(0.0)
+    state.start(0.0)
+    assert state.wait_before_start(0.0) == float("inf")
+    state.finish(0.0, 0.05, 200)
+    assert state.wait_before_start(0.05) == 0
+
+
+def test_additive_increase_only_while_the_limit_is_what_holds_requests_back():
+    state = AimdState(initial=2, ceiling=4)
+    for _ in range(20):  # one at a time: the limit of 2 is never tested
+        answer(state, 0.0)
+    assert state.limit == 2.5  # one at a time uses half of 2.5 at most: no further growth
+    now, rounds = 0.0, 0
+    while state.limit < 4 and rounds < 10:  # as many in flight as allowed: about +1 per round
+        starts = [state.start(now) for _ in range(int(state.limit))]
+        for started in starts:
+            state.finish(started, now + 0.05, 200)
+        now, rounds = now + 0.05, rounds + 1
+    assert state.limit == 4.0 and state.stats.peak_limit == 4 and rounds == 4
+    for _ in range(8):
+        starts = [state.start(now) for _ in range(4)]
+        for s in starts:
+            state.finish(s, now + 0.05, 200)
+    assert state.limit == 4.0  # never past the ceiling
+
+
+def test_multiplicative_decrease_once_per_round_on_429_and_503():
+    state = AimdState(initial=8, ceiling=8)
+    starts = [state.start(1.0) for _ in range(8)]
+    state.finish(starts[0], 1.05, 503)
+    assert state.limit == 4.0
+    for s in starts[1:4]:  # sent before the cut: the same congestion, not a new one
+        state.finish(s, 1.06, 503)
+    assert state.limit == 4.0
+    later = state.start(1.1)
+    state.finish(later, 1.15, 503)
+    assert state.limit == 2.0
+    assert state.stats.unavailable == 5 and state.stats.throttled == 0
+
+
+def test_retry_after_pauses_the_whole_connection():
+    state = AimdState(initial=4, ceiling=4)
+    started = state.start(10.0)
+    state.finish(started, 10.0, 429, retry_after=2.0)
+    assert state.wait_before_start(10.5) == pytest.approx(1.5)
+    assert state.wait_before_start(12.0) == 0
+    assert state.stats.throttled == 1 and state.stats.paused_seconds == 2.0
+
+
+def test_a_429_teaches_a_rate_just_under_what_was_sent_and_it_creeps_back_up():
+    state = AimdState(initial=4, ceiling=4)
+    now = 0.0
+    for _ in range(50):  # 100 requests/s for half a second
+        answer(state, now)
+        now += 0.01
+    s = state.start(now)
+    state.finish(s, now, 429)
+    assert state.rate == pytest.approx(0.9 * 51)  # the starts of the last second, less 10%
+    assert state.pace() == state.rate
+    first = state.rate
+    # Paced: the next start waits 1/rate after the last.
+    assert state.wait_before_start(now) == pytest.approx(1 / first)
+    now += 1 / first
+    answer(state, now)
+    now += 1.0
+    answer(state, now)
+    assert first * 1.02 < state.rate < first * 1.025  # about +2% a second without a 429
+
+
+def test_rising_latency_cuts_the_limit():
+    state = AimdState(initial=8, ceiling=8)
+    for i in range(10):
+        answer(state, i * 1.0, latency=0.05)
+    assert state.limit == 8.0
+    answer(state, 20.0, latency=0.5)  # ten times the best recent latency: the vendor queues us
+    assert state.limit == 4.0
+
+
+def test_a_budget_is_never_exceeded():
+    state = AimdState(initial=16, ceiling=16, max_rps=10)
+    now, starts = 0.0, []
+    while len(starts) < 30:
+        wait = state.wait_before_start(now)
+        if wait == 0:
+            starts.append(state.start(now))
+            state.finish(starts[-1], now, 200)
+        else:
+            now += wait
+    assert starts[-1] - starts[0] == pytest.approx(2.9)  # 10 a second, evenly spaced
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="ceiling must be at least 1"):
+        AimdState(ceiling=0)
+    with pytest.raises(ValueError, match="max_requests_per_second must be positive"):
+        AimdState(max_rps=0)
+
+
+def test_the_blocking_controller_bounds_threads_in_flight():
+    controller = Controller(AimdState(initial=3, ceiling=3))
+    inside, peak, lock = [0], [0], threading.Lock()
+
+    def work() -> None:
+        started = controller.acquire()
+        with lock:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+        with lock:
+            inside[0] -= 1
+        controller.release(started, 200)
+
+    threads = [threading.Thread(target=work) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] <= 3 and controller.stats.requests == 20 and controller.state.in_flight == 0
+
+
+def test_acquire_times_out_when_no_slot_frees():
+    controller = Controller(AimdState(initial=1, ceiling=1))
+    controller.acquire()
+    with pytest.raises(TimeoutError):
+        controller.acquire(timeout=0.01)
+
+
+def test_one_controller_per_connection():
+    forget_controllers()
+    a = controller_for("ds", "http://x", ceiling=8)
+    assert controller_for("ds", "http://x", ceiling=4) is a and a.state.ceiling == 4
+    assert controller_for("ds", "http://y") is not a
+    forget_controllers()
+    assert controller_for("ds", "http://x") is not a
