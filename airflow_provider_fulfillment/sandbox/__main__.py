@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         "stream_password",
     ):
         p.add_argument(f"--{name.replace('_', '-')}", default=getattr(SandboxConfig, name))
+    p.add_argument(
+        "--advance",
+        default="0",
+        help="advance the world's clock at start-up: seconds, or 36h, 2d (see clock.py)",
+    )
     p.add_argument("--env-file", default=None, help="also write the export lines to this file")
     p.add_argument("--no-warm", action="store_true", help="do not build the shipment index before serving")
     p.add_argument(
@@ -112,6 +117,7 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         stream_email=args.stream_email,
         stream_password=args.stream_password,
         faults=faults,
+        advance=args.advance,
         **extra,
     )
 

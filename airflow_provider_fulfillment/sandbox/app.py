@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from ._util import dumps, fmt_seconds
+from .clock import SandboxClock
 from .counters import RequestLog
 from .faults import FaultRuntime, Faults
 from .world import DEFAULT_END, World
@@ -70,6 +71,8 @@ class SandboxConfig:
     stream_password: str = DEFAULT_CREDENTIALS["stream_password"]
     clock: Callable[[], datetime] | None = None
     """"Now" for natural-language DropStream dates; None = the real current time."""
+    advance: str | float = 0
+    """Advance the world's own clock this far at start-up (seconds, or "36h", "2d"; see clock.py)."""
     faults: Faults = field(default_factory=Faults)
     max_records: int = 200_000
     """Per-request records kept by the counters (counts are never capped)."""
@@ -147,6 +150,9 @@ class SandboxApp:
             planted=config.planted,
             record_cache=config.record_cache,
         )
+        self.world_clock = SandboxClock(self.world)
+        if config.advance:
+            self.world_clock.advance(config.advance)
         self.log = RequestLog(config.max_records)
         self.runtime = FaultRuntime(config.faults)
         self.lock = threading.Lock()

@@ -8,6 +8,9 @@ tests do through :class:`~airflow_provider_fulfillment.sandbox.testing.SandboxSe
 - ``GET /_control/counters``: requests served (see :class:`~.counters.Counters`); ``DELETE`` resets.
 - ``DELETE /_control/sessions``: expire every DropStream session now.
 - ``DELETE /_control/tokens``: revoke every bearer token now.
+- ``GET /_control/clock``: the world's clock (now, advanced_seconds, changes so far); ``POST``
+  ``{"advance": 86400}`` (or ``"36h"``, ``"2d"``) moves it forward and applies every change due
+  (see :mod:`.clock`); a bad value answers 400.
 - ``GET /_control/world``: world summary and ground-truth counts; ``GET /_control/truth``: the
   ground-truth id sets (DropStream) as sorted lists.
 
@@ -93,6 +96,23 @@ def router(app: SandboxApp) -> APIRouter:
     async def delete_tokens() -> Response:
         app.revoke_tokens()
         return ok({"tokens": 0})
+
+    @r.get("/clock")
+    async def get_clock() -> Response:
+        return ok(app.world_clock.state())
+
+    @r.post("/clock")
+    async def advance_clock(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or set(body) != {"advance"}:
+            raise ApiError(400, dumps({"error": 'expected {"advance": <seconds, or "36h", "2d">}'}))
+        try:
+            return ok(app.world_clock.advance(body["advance"]))
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, dumps({"error": str(exc)})) from exc
 
     @r.get("/world")
     async def world() -> Response:

@@ -183,6 +183,10 @@ class SandboxServer:
         self.reset_counters()
         self.expire_sessions()
 
+    def advance(self, seconds: str | float) -> dict[str, Any]:
+        """Move the world's clock forward (seconds, or "36h", "2d"); see :mod:`.clock`."""
+        return self.app.world_clock.advance(seconds)
+
     def expire_sessions(self) -> None:
         """Expire every DropStream session now."""
         self.app.expire_sessions()

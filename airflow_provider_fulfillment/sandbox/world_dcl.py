@@ -87,6 +87,11 @@ _RECENT_MIX = weighted_table(
         (_kind(10, cancelled=True), 6), (_kind(20, cancelled=True), 3), (_kind(2, cancelled=True), 2),
     ]
 )  # fmt: skip
+DRAWN_KINDS = len(_KINDS)  # the codes the mixes draw; the sandbox clock (clock.py) reaches the rest
+for _stage in STAGES:
+    for _cancelled in (False, True):
+        for _back in (False, True):
+            _kind(_stage, _cancelled, _back)
 KINDS: tuple[tuple[int, bool, bool], ...] = tuple(_KINDS)
 
 ACCOUNTS = ("10501", "10502", "20117")
@@ -247,7 +252,7 @@ class DclWorld(Timeline):
         self.recent_start = max(start, end - int(recent_days * DAY))
         k = self.index_at(self.recent_start)
         # every stage (and cancelled/back-order variant) appears: one of each opens the recent zone
-        self._kind = bytes(mixed_codes(random_bytes(seed, 102, n), k, _OLD_MIX, _RECENT_MIX, len(KINDS)))
+        self._kind = bytes(mixed_codes(random_bytes(seed, 102, n), k, _OLD_MIX, _RECENT_MIX, DRAWN_KINDS))
         self._tags = {
             name: random_bytes(seed, 103 + j, n).translate(table)
             for j, (name, (_, table)) in enumerate(_TABLES.items())
@@ -255,6 +260,9 @@ class DclWorld(Timeline):
         self._shipb = random_bytes(seed, 120, n)
         self._modb = random_bytes(seed, 121, n)
         self._bytes: LRU[tuple[int, bool], bytes] = LRU(20_000)
+        # Moved by the sandbox clock (clock.py): order index -> (its shipment time, modified_at).
+        self.now = end
+        self.moved: dict[int, tuple[int | None, int]] = {}
 
     # ---------------------------------------------------------------- scalars
 
@@ -312,9 +320,13 @@ class DclWorld(Timeline):
         stage, cancelled, _ = KINDS[self._kind[j]]
         if stage not in SHIPPED_STAGES:
             return 0
+        if j in self.moved:
+            return 1
         return 2 if stage in (60, 70) and self._shipb[j] < 40 and self._nlines(j) >= 2 else 1
 
     def ship_time(self, j: int, s: int) -> int:
+        if j in self.moved and self.moved[j][0] is not None:
+            return self.moved[j][0]  # type: ignore[return-value]
         r = self.received(j)
         t = r + 6 * HOUR + (self._shipb[j] * 997) % (3 * DAY) + s * (DAY + 2 * HOUR)
         avail = self.end - 1 - r
@@ -325,11 +337,16 @@ class DclWorld(Timeline):
     def first_ship(self, j: int) -> int | None:
         return self.ship_time(j, 0) if self.n_shipments(j) else None
 
+    def delivery_after(self, j: int, shipped: int) -> int:
+        return shipped + 2 * DAY + (self._modb[j] * 331) % DAY
+
     def delivered_time(self, j: int, s: int) -> int | None:
-        t = self.ship_time(j, s) + 2 * DAY + (self._modb[j] * 331) % DAY
-        return t if t < self.end else None
+        t = self.delivery_after(j, self.ship_time(j, s))
+        return t if t < self.now else None
 
     def modified(self, j: int) -> int:
+        if j in self.moved:
+            return self.moved[j][1]
         r = self.received(j)
         n = self.n_shipments(j)
         if n:
@@ -338,7 +355,7 @@ class DclWorld(Timeline):
             t = (delivered or last) + 600 + self._modb[j] * 7
         else:
             t = r + HOUR + self._modb[j] * 97
-        return min(t, self.end - 1, r + MAX_MODIFIED)
+        return min(t, self.now - 1, r + MAX_MODIFIED)
 
     def _nlines(self, j: int) -> int:
         return 1 + (self._shipb[j] * 7 + self._modb[j]) % 4
@@ -608,12 +625,14 @@ class DclWorld(Timeline):
             lo = max(lo, self.index_at(q.received_from))
         if q.received_before is not None:
             hi = min(hi, self.index_at(q.received_before))
+        # records the clock moved change up to a week after receipt, plus how far it moved
+        moved_lag = (self.now - self.end + 7 * DAY) if self.moved else 0
         if q.shipped_from is not None:  # received <= first ship
-            lo = max(lo, self.index_at(q.shipped_from - MAX_FIRST_SHIP))
+            lo = max(lo, self.index_at(q.shipped_from - MAX_FIRST_SHIP - moved_lag))
         if q.shipped_before is not None:
             hi = min(hi, self.index_at(q.shipped_before))
         if q.modified_from is not None:
-            lo = max(lo, self.index_at(q.modified_from - MAX_MODIFIED))
+            lo = max(lo, self.index_at(q.modified_from - MAX_MODIFIED - moved_lag))
         if q.modified_to is not None:
             hi = min(hi, self.index_at(q.modified_to + 1))
         checks: list[Callable[[int], bool]] = []

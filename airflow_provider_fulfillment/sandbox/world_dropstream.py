@@ -86,6 +86,7 @@ ORDER_ID_BASE = 97_000_000
 ITEM_ID_BASE = 270_000_000
 ITEMS_PER_ORDER_MAX = 5
 SHIPMENT_ID_BASE = 75_000_000
+CLOCK_SHIPMENT = 3  # shipment-key kind of a shipment the sandbox clock made (see clock.py)
 EXTERNAL_ID_BASE = 4_403_000_000_000
 DISPLAY_ID_BASE = 10_000
 MAX_ORDER_LAG = 256 * 60  # ordered_at is at most this many seconds before created_at
@@ -308,6 +309,11 @@ class DropStreamWorld(Timeline):
         self._idr = random_bytes(seed, 11, n).translate(bytes(b % 3 for b in range(256)))
         self._prepare_fragments()
         self._plant(planted, k)
+        # Moved by the sandbox clock (clock.py): order index -> its transition time, and the
+        # shipment time of the orders it shipped.
+        self.now = end
+        self.moved: dict[int, int] = {}
+        self.clock_shipped: dict[int, int] = {}
         self._record_bytes: LRU[int, bytes] = LRU(record_cache)
         self._ship_bytes: LRU[int, bytes] = LRU(record_cache)
         self._results: LRU[tuple, Sequence[int]] = LRU(24)
@@ -428,10 +434,14 @@ class DropStreamWorld(Timeline):
         return created + delay
 
     def shipped_time(self, i: int, k: int) -> int:
+        if k == CLOCK_SHIPMENT:
+            return self.clock_shipped[i]
         t = self.ship_time(i, k)
         return max(self.created(i), t - (self._shipb[i] * 37 + k * 11) % MAX_SHIP_LAG)
 
     def transitioned(self, i: int) -> int:
+        if i in self.moved:
+            return self.moved[i]
         state = self._state[i]
         if _SHIPCAT[state]:
             t = self.ship_time(i, 1 if self._two_shipments(i) else 0)
@@ -701,7 +711,7 @@ class DropStreamWorld(Timeline):
         _, i, k = self._decode(p)
         ids = self.item_ids(i)
         n = len(ids)
-        if k == 2:
+        if k >= 2:  # a planted orphan, or a shipment the clock made: the whole order
             return ids
         if self._state[i] == OS["partially_shipped"]:
             return ids[: max(1, n // 2)]

@@ -89,6 +89,9 @@ class StreamWorld(Timeline):
         self._status = bytes(mixed_codes(random_bytes(seed, 202, n), k, _OLD_MIX, _RECENT_MIX, len(STATUSES)))
         self._flags = random_bytes(seed, 203, n)
         self._key = hashlib.sha256(f"stream-links-{seed}".encode()).digest()
+        # Moved by the sandbox clock (clock.py): order index -> when it was delivered.
+        self.now = end
+        self.moved: dict[int, int] = {}
 
     created = Timeline.time_of
 
@@ -164,7 +167,7 @@ class StreamWorld(Timeline):
         pickup = created + DAY + (f * 331) % (2 * DAY)
         delivered = None
         if status in ("delivered", "invoice_paid"):
-            delivered = min(self.end - 1, pickup + 3 * DAY + (f * 97) % DAY)
+            delivered = self.moved.get(s) or min(self.end - 1, pickup + 3 * DAY + (f * 97) % DAY)
         invoiced = status == "invoice_paid" or (status == "delivered" and f < 128)
         weight = round(1 + rnd() * 60, 1)
         value = round(100 + rnd() * 9900, 2)
