@@ -88,6 +88,7 @@ def test_services_share_one_environment_with_the_same_connections(services: dict
         )
     assert reference["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert reference["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
+    assert reference["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"  # the connection form's Test button
     # One config file on a shared volume: every component sees the secrets airflow-init generated.
     mounts = {name: set(services[name]["volumes"]) for name in airflow}
     assert all(mount == mounts["airflow-apiserver"] for mount in mounts.values())
