@@ -7,17 +7,38 @@ httpx directly. The retry policy and the error messages are therefore the same e
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import partial
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 import httpx
 import tenacity
+
+from airflow_provider_fulfillment.errors import (
+    BodyUnreadable,
+    FinalStatus,
+    FulfillmentAPIError,
+    FulfillmentAuthError,
+    FulfillmentError,
+    FulfillmentVendorError,
+    InvalidBody,
+    RetryableStatus,
+    Scrubber,
+    TokenRefused,
+    TokenUnreadable,
+    VendorRejected,
+    Where,
+    clip,
+    is_retryable,
+    safe_params,
+    translate,
+    vendor_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +47,9 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_WAIT = 60.0
 DEFAULT_MAX_CONCURRENCY = 4
 _BACKOFF_BASE = 0.5
-_MESSAGE_LIMIT = 300
+# No retry waits less than this (unless the connection's max_wait is lower): a `Retry-After: 0`,
+# a date already past or an unlucky jitter must not turn five attempts into a burst.
+MIN_RETRY_WAIT = 0.25
 
 
 def mask_secret(secret: str | None) -> None:
@@ -38,94 +61,6 @@ def mask_secret(secret: str | None) -> None:
     except ImportError:  # pragma: no cover - Airflow always ships it
         return
     airflow_mask_secret(secret)
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class FulfillmentError(Exception):
-    """Base of every error this provider raises on purpose."""
-
-
-class FulfillmentAPIError(FulfillmentError):
-    """A request failed for good: names the connection, the request, the status and the vendor's words."""
-
-    def __init__(
-        self,
-        conn_id: str,
-        method: str,
-        path: str,
-        params: Mapping[str, Any] | None,
-        status: int | None,
-        vendor_message: str,
-        attempts: int = 1,
-        hint: str = "",
-        vendor: str = "",
-    ) -> None:
-        self.vendor = vendor
-        self.conn_id = conn_id
-        self.method = method
-        self.path = path
-        self.params = dict(params or {})
-        self.status = status
-        self.vendor_message = vendor_message
-        self.attempts = attempts
-        self.hint = hint
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        query = urlencode(self.params, doseq=True)
-        request = f"{self.method} {self.path}{'?' + query if query else ''}"
-        outcome = f"HTTP {self.status}" if self.status is not None else "no response"
-        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
-        who = f"{self.vendor} connection" if self.vendor else "connection"
-        text = f"{who} '{self.conn_id}': {request} failed{tries}: {outcome}"
-        if self.vendor_message:
-            text += f": {self.vendor_message}"
-        if self.hint:
-            text += f" ({self.hint})"
-        return text
-
-    def __reduce__(self):  # keep the error picklable across Airflow's process boundaries
-        return (
-            type(self),
-            (
-                self.conn_id,
-                self.method,
-                self.path,
-                self.params,
-                self.status,
-                self.vendor_message,
-                self.attempts,
-                self.hint,
-                self.vendor,
-            ),
-        )
-
-
-class FulfillmentAuthError(FulfillmentAPIError):
-    """401/403: the credentials of the connection were refused. Never retried."""
-
-
-class FulfillmentVendorError(FulfillmentAPIError):
-    """The vendor answered 2xx but said it failed (DCL `error_code != 0`)."""
-
-
-class VendorRejected(Exception):
-    """The vendor reported an error inside a successful HTTP answer; the caller adds the request."""
-
-    def __init__(self, code: Any, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(f"error_code {code}: {message}")
-
-
-class _RetryableStatus(Exception):
-    """Internal: a 5xx or 429 answer that the retry policy may try again."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        super().__init__(f"HTTP {response.status_code}")
 
 
 # --------------------------------------------------------------------------- settings
@@ -145,6 +80,8 @@ class ClientSettings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_wait: float = DEFAULT_MAX_WAIT
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    default_base_url: str = ""  # the vendor's documented base URL, for hints about the host
+    login_is_secret: bool = False  # a login that is itself a credential (an API key, not a user name)
 
     @classmethod
     def from_connection(cls, conn: Any, default_base_url: str, vendor: str = "") -> ClientSettings:
@@ -167,10 +104,19 @@ class ClientSettings:
             max_attempts=_positive(extra, "max_attempts", DEFAULT_MAX_ATTEMPTS, int, conn.conn_id),
             max_wait=_positive(extra, "max_wait", DEFAULT_MAX_WAIT, float, conn.conn_id, allow_zero=True),
             max_concurrency=_positive(extra, "max_concurrency", DEFAULT_MAX_CONCURRENCY, int, conn.conn_id),
+            default_base_url=default_base_url,
         )
-        mask_secret(settings.password)
-        mask_secret(settings.token)
+        for secret in settings.secrets():
+            mask_secret(secret)
         return settings
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret the connection holds: what no message may quote."""
+        login = (self.login,) if self.login_is_secret else ()
+        return tuple(secret for secret in (self.password, self.token, *login) if secret)
+
+    def scrubber(self) -> Scrubber:
+        return Scrubber(self.secrets(), basic=(self.login, self.password) if self.password else None)
 
 
 def _positive(
@@ -210,6 +156,7 @@ class BearerTokenAuth(httpx.Auth):
         self._read_token = read_token
         self._token = ready_token
         self.token_fetches = 0
+        self.tokens_seen: list[str] = [ready_token] if ready_token else []
 
     @property
     def renewable(self) -> bool:
@@ -231,74 +178,73 @@ class BearerTokenAuth(httpx.Auth):
         token_response = yield self._build_token_request()
         self.token_fetches += 1
         if token_response.status_code == 429 or token_response.status_code >= 500:
-            raise _RetryableStatus(token_response)
+            raise RetryableStatus(token_response)
         if token_response.status_code >= 400:
-            raise _TokenRefused(token_response)
+            raise TokenRefused(token_response)
         try:
             token = self._read_token(token_response)
         except ValueError as error:  # cut in transit (retry) or not the documented shape (don't)
-            raise _TokenUnreadable(token_response, str(error), not isinstance(error, InvalidBody)) from None
+            raise TokenUnreadable(token_response, str(error), not isinstance(error, InvalidBody)) from None
         mask_secret(token)
+        self.tokens_seen = [*self.tokens_seen[-3:], token]
         self._token = token
 
 
-class InvalidBody(ValueError):
-    """A parser's verdict on a well-formed body that is not what the API documents (never retried)."""
-
-
-class _TokenUnreadable(Exception):
-    def __init__(self, response: httpx.Response, detail: str, transient: bool) -> None:
-        self.response = response
-        self.detail = detail
-        self.transient = transient
-        super().__init__(detail)
-
-
-class _TokenRefused(Exception):
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        super().__init__(f"HTTP {response.status_code}")
+def auth_kind(auth: httpx.Auth | None) -> str:
+    """How a connection authenticates, in the terms the error table's hints use."""
+    if isinstance(auth, BearerTokenAuth):
+        return "renewable_token" if auth.renewable else "ready_token"
+    return "basic" if isinstance(auth, httpx.BasicAuth) else "none"
 
 
 # --------------------------------------------------------------------------- messages
 
 
-def vendor_message(response: httpx.Response) -> str:
-    """The vendor's own words about a failure, from whichever error shape it uses."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, Mapping):
-        for key in ("error_message", "error", "message", "errors", "detail"):
-            value = body.get(key)
-            if value:
-                return _clip(value if isinstance(value, str) else str(value))
-    text = response.text.strip() if response.content else ""
-    return _clip(text or (response.reason_phrase or ""))
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
-
-
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Seconds a `Retry-After` header asks for (delta-seconds or an HTTP date), if any."""
+    """Seconds a `Retry-After` header asks for (delta-seconds or an HTTP date), if any.
+
+    `0`, a negative number or a date already past is no hint at all (None): honouring it would
+    retry at once, again and again.
+    """
     value = response.headers.get("Retry-After")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds) or seconds <= 0:
         return None
-    from datetime import datetime
+    return seconds
 
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+# --------------------------------------------------------------------------- paths
+
+
+def path_segment(value: str | int) -> str:
+    """An identifier as exactly one URL path segment, whatever it holds.
+
+    Everything outside RFC 3986's unreserved characters is percent-encoded (`/`, `?`, `#`, `%`,
+    spaces...), and `.`/`..` become `%2E`/`%2E%2E`, so no identifier can add a segment, start a
+    query or fragment, or walk up the path (`../auth/sign_in` stays one segment).
+    """
+    text = str(value)
+    if not text:
+        raise ValueError("an empty identifier cannot be a path segment")
+    if text in (".", ".."):
+        return text.replace(".", "%2E")
+    return quote(text, safe="-._~")
+
+
+def record_path(collection: str, ident: str | int) -> str:
+    """`/orders/<ident>` with the identifier encoded as one segment (see `path_segment`)."""
+    return f"{collection.rstrip('/')}/{path_segment(ident)}"
 
 
 # --------------------------------------------------------------------------- the core
@@ -325,6 +271,7 @@ class HttpCore:
         self._asleep = asleep
         self._client: httpx.Client | None = None
         self._async_client: httpx.AsyncClient | None = None
+        self._scrubber = settings.scrubber()
 
     # clients -------------------------------------------------------------------------
     def _client_kwargs(self) -> dict[str, Any]:
@@ -379,7 +326,9 @@ class HttpCore:
         try:
             return retrying(self._send_once, method, path, params, json, parse)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear error
-            raise self._final_error(exc, method, path, params, retrying) from None
+            raise self.error_for(
+                exc, method, path, params, retrying.statistics.get("attempt_number", 1)
+            ) from None
 
     async def arequest(
         self,
@@ -397,15 +346,17 @@ class HttpCore:
         try:
             return await retrying(self._asend_once, method, path, params, json, parse)
         except Exception as exc:  # noqa: BLE001
-            raise self._final_error(exc, method, path, params, retrying) from None
+            raise self.error_for(
+                exc, method, path, params, retrying.statistics.get("attempt_number", 1)
+            ) from None
 
     def _send_once(self, method: str, path: str, params: Any, json: Any, parse: Any) -> Any:
-        log.debug("%s %s %s", method, path, _safe_params(params))
+        log.debug("%s %s %s", method, path, safe_params(params))
         response = self.client.request(method, _relative(path), params=_query(params), json=json)
         return _parsed(self._check(response), parse)
 
     async def _asend_once(self, method: str, path: str, params: Any, json: Any, parse: Any) -> Any:
-        log.debug("%s %s %s", method, path, _safe_params(params))
+        log.debug("%s %s %s", method, path, safe_params(params))
         response = await self.async_client.request(method, _relative(path), params=_query(params), json=json)
         return _parsed(self._check(response), parse)
 
@@ -413,9 +364,9 @@ class HttpCore:
     def _check(response: httpx.Response) -> httpx.Response:
         status = response.status_code
         if status == 429 or status >= 500:
-            raise _RetryableStatus(response)
+            raise RetryableStatus(response)
         if status >= 400:
-            raise _FinalStatus(response)
+            raise FinalStatus(response)
         return response
 
     # policy --------------------------------------------------------------------------
@@ -423,25 +374,23 @@ class HttpCore:
         return {
             "stop": tenacity.stop_after_attempt(max(1, self.settings.max_attempts)),
             "wait": self._wait,
-            "retry": tenacity.retry_if_exception(_is_retryable),
+            "retry": tenacity.retry_if_exception(is_retryable),
             "reraise": True,
             "before_sleep": self._log_retry,
         }
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        """Honour Retry-After when the vendor sends it; otherwise exponential backoff with full jitter."""
-        cap = self.settings.max_wait
+        """Honour a usable Retry-After; otherwise exponential backoff with jitter in its upper half.
+
+        Every wait is at least `MIN_RETRY_WAIT` and at most the connection's `max_wait`.
+        """
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _RetryableStatus):
-            asked = retry_after_seconds(exc.response)
-            if asked is not None:
-                return min(asked, cap)
-        ceiling = min(cap, _BACKOFF_BASE * (2 ** (state.attempt_number - 1)))
-        return random.uniform(0, ceiling)
+        asked = retry_after_seconds(exc.response) if isinstance(exc, RetryableStatus) else None
+        return retry_wait(state.attempt_number, asked, self.settings.max_wait)
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        what = f"HTTP {exc.response.status_code}" if isinstance(exc, _RetryableStatus) else type(exc).__name__
+        what = f"HTTP {exc.response.status_code}" if isinstance(exc, RetryableStatus) else type(exc).__name__
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning(
             "connection '%s': attempt %d failed (%s); retrying in %.2fs",
@@ -451,104 +400,39 @@ class HttpCore:
             wait,
         )
 
-    def _final_error(
-        self, exc: BaseException, method: str, path: str, params: Any, retrying: Any
-    ) -> FulfillmentError:
-        attempts = retrying.statistics.get("attempt_number", 1)
-        conn_id = self.settings.conn_id
-        # Every error names the vendor too: a connection id like 'wh_east' does not say who failed.
-        api_error = partial(FulfillmentAPIError, vendor=self.settings.vendor)
-        auth_error = partial(FulfillmentAuthError, vendor=self.settings.vendor)
-        vendor_error = partial(FulfillmentVendorError, vendor=self.settings.vendor)
-        shown = _safe_params(params)
-        if isinstance(exc, FulfillmentError):
-            return exc
-        if isinstance(exc, _TokenRefused):
-            return auth_error(
-                conn_id,
-                exc.response.request.method,
-                exc.response.request.url.path,
-                None,
-                exc.response.status_code,
-                vendor_message(exc.response),
-                attempts,
-                hint="the sign-in was refused: check the connection's login and password",
-            )
-        if isinstance(exc, _TokenUnreadable):
-            request = exc.response.request
-            detail = ("response body is not JSON: " if exc.transient else "") + _clip(exc.detail)
-            return auth_error(
-                conn_id,
-                request.method,
-                request.url.path,
-                None,
-                exc.response.status_code,
-                detail,
-                attempts,
-                hint="the sign-in answer was not what the API documents",
-            )
-        if isinstance(exc, (_RetryableStatus, _FinalStatus)):
-            response = exc.response
-            status = response.status_code
-            if status in (401, 403):
-                renewable = isinstance(self.auth, BearerTokenAuth) and self.auth.renewable
-                hint = (
-                    "the token was renewed once and still refused: check the connection's credentials"
-                    if renewable and status == 401
-                    else "check the connection's credentials"
-                )
-                return auth_error(
-                    conn_id, method, path, shown, status, vendor_message(response), attempts, hint
-                )
-            hint = ""
-            if status == 429:
-                hint = "rate limited: raise the connection's max_attempts/max_wait or lower max_concurrency"
-            return api_error(conn_id, method, path, shown, status, vendor_message(response), attempts, hint)
-        if isinstance(exc, VendorRejected):
-            return vendor_error(
-                conn_id, method, path, shown, 200, f"error_code {exc.code}: {exc.message}".rstrip(": ")
-            )
-        if isinstance(exc, _BodyUnreadable):
-            return api_error(
-                conn_id,
-                method,
-                path,
-                shown,
-                exc.status,
-                exc.detail,
-                attempts,
-                hint="the response body was not what the API documents",
-            )
-        if isinstance(exc, httpx.TransportError):
-            return api_error(
-                conn_id,
-                method,
-                path,
-                shown,
-                None,
-                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-                attempts,
-                hint=f"is {self.settings.base_url} reachable?",
-            )
-        if isinstance(exc, httpx.HTTPError):
-            return api_error(conn_id, method, path, shown, None, str(exc), attempts)
-        raise exc
+    # errors --------------------------------------------------------------------------
+    def scrub(self, text: str) -> str:
+        """`text` without any secret of this connection (tokens issued so far included)."""
+        for token in getattr(self.auth, "tokens_seen", ()):
+            self._scrubber.add(token)
+        return self._scrubber(text)
+
+    def where(self) -> Where:
+        """This connection, as the error table's hints speak of it."""
+        return Where(
+            conn_id=self.settings.conn_id,
+            vendor=self.settings.vendor,
+            base_url=self.settings.base_url,
+            default_base_url=self.settings.default_base_url,
+            auth=auth_kind(self.auth),  # type: ignore[arg-type]
+            scrub=self.scrub,
+        )
+
+    def error_for(
+        self, signal: BaseException, method: str, path: str, params: Any = None, attempts: int = 1
+    ) -> BaseException:
+        """The one error a failure becomes (`errors.ERROR_TABLE`); unknown exceptions pass unchanged."""
+        return translate(signal, self.where(), method=method, path=path, params=params, attempts=attempts)
 
 
-class _FinalStatus(Exception):
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        super().__init__(f"HTTP {response.status_code}")
-
-
-class _BodyUnreadable(Exception):
-    """A 2xx body that could not be read as the documented JSON."""
-
-    def __init__(self, status: int, detail: str, transient: bool) -> None:
-        self.status = status
-        self.detail = detail
-        self.transient = transient
-        super().__init__(detail)
+def retry_wait(attempt: int, retry_after: float | None, cap: float) -> float:
+    """Seconds before retry number `attempt`: Retry-After if usable, else backoff; floored, then capped."""
+    if retry_after is not None:
+        wanted = retry_after
+    else:
+        ceiling = _BACKOFF_BASE * (2 ** (attempt - 1))
+        wanted = random.uniform(ceiling / 2, ceiling)
+    return min(cap, max(MIN_RETRY_WAIT, wanted))
 
 
 def _parsed(response: httpx.Response, parse: Callable[[httpx.Response], Any] | None) -> Any:
@@ -566,26 +450,17 @@ def _parsed(response: httpx.Response, parse: Callable[[httpx.Response], Any] | N
             for p in problems[:5]
         )
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise _BodyUnreadable(
+        raise BodyUnreadable(
             response.status_code, f"invalid response body: {where}{more}", truncated
         ) from None
     except InvalidBody as error:  # well-formed, wrong shape: retrying will not help
-        raise _BodyUnreadable(
-            response.status_code, f"invalid response body: {_clip(str(error))}", False
+        raise BodyUnreadable(
+            response.status_code, f"invalid response body: {clip(str(error))}", False
         ) from None
     except ValueError as error:  # json.JSONDecodeError and friends: cut or garbled in transit
-        raise _BodyUnreadable(
-            response.status_code, f"response body is not JSON: {_clip(str(error))}", True
+        raise BodyUnreadable(
+            response.status_code, f"response body is not JSON: {clip(str(error))}", True
         ) from None
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, _RetryableStatus):
-        return True
-    if isinstance(exc, (_BodyUnreadable, _TokenUnreadable)):
-        return exc.transient
-    # Connection refused/reset, timeouts, dropped connections, truncated bodies: all transient.
-    return isinstance(exc, httpx.TransportError)
 
 
 def _relative(path: str) -> str:
@@ -598,21 +473,26 @@ def _query(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {key: value for key, value in params.items() if value is not None}
 
 
-_SECRET_KEYS = frozenset({"password", "token", "access_token", "secret", "api_key"})
-
-
-def _safe_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Request parameters fit to print: no value of a secret-sounding key."""
-    if not params:
-        return {}
-    return {
-        key: ("***" if key.lower() in _SECRET_KEYS else value)
-        for key, value in params.items()
-        if value is not None
-    }
-
-
 def _user_agent() -> str:
     from airflow_provider_fulfillment import __version__
 
     return f"airflow-provider-fulfillment/{__version__}"
+
+
+__all__ = [
+    "BearerTokenAuth",
+    "ClientSettings",
+    "FulfillmentAPIError",
+    "FulfillmentAuthError",
+    "FulfillmentError",
+    "FulfillmentVendorError",
+    "HttpCore",
+    "InvalidBody",
+    "VendorRejected",
+    "mask_secret",
+    "path_segment",
+    "record_path",
+    "retry_after_seconds",
+    "retry_wait",
+    "vendor_message",
+]

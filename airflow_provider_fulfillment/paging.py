@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from airflow_provider_fulfillment.http import FulfillmentAPIError, FulfillmentError, VendorRejected
+from airflow_provider_fulfillment.errors import (
+    CapReached,
+    FulfillmentAPIError,
+    FulfillmentError,
+    VendorRejected,
+)
 from airflow_provider_fulfillment.windows import MIN_SPLIT, Window
 
 R = TypeVar("R")
@@ -42,17 +47,6 @@ class Page(Generic[R]):
 
     records: Sequence[R]
     meta: Mapping[str, Any]
-
-
-class CapReached(FulfillmentError):
-    """A page-based DropStream result set was cut at 10,000: the caller must split or use a session."""
-
-    def __init__(self, total: int | None) -> None:
-        self.total = total
-        super().__init__(
-            f"page-based result set exceeds the {DROPSTREAM_RESULT_CAP:,}-result cap"
-            + (f" (total_count {total})" if total is not None else "")
-        )
 
 
 class PagingPlan(Protocol[R]):
@@ -245,7 +239,7 @@ class DropStreamPagePlan(_Plan[R]):
     def check_cap(self, page: Page[R]) -> None:
         total = page.meta.get("total_count")
         if page.meta.get("max_total_reached") or (total is not None and total > self.cap):
-            raise CapReached(total)
+            raise CapReached(total=total, cap=self.cap)
 
     def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
         self.check_cap(page)
@@ -316,7 +310,7 @@ class DclPagePlan(_Plan[R]):
     def check(page: Page[R]) -> None:
         code = page.meta.get("error_code")
         if code not in (None, 0, "0"):
-            raise VendorRejected(code, page.meta.get("error_message") or "")
+            raise VendorRejected(code=code, message=page.meta.get("error_message") or "")
 
     def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
         self.check(page)

@@ -101,7 +101,15 @@ def test_unreachable_host_fails_after_retries_with_hint(set_connection):
 
 
 def test_errors_pickle_round_trip():
-    error = FulfillmentAPIError("c", "GET", "/orders", {"page": 2}, 503, "busy", 3)
+    error = FulfillmentAPIError(
+        conn_id="c",
+        method="GET",
+        path="/orders",
+        params={"page": 2},
+        status=503,
+        vendor_message="busy",
+        attempts=3,
+    )
     assert str(pickle.loads(pickle.dumps(error))) == str(error)
 
 

@@ -63,6 +63,12 @@ def test_to_aware_datetime_accepts_date_objects_as_utc_midnight():
     assert to_aware_datetime(date(2025, 3, 9), "x") == T0
 
 
+def api_error(params, status, message):
+    return FulfillmentAPIError(
+        conn_id="c", method="GET", path="/orders", params=params, status=status, vendor_message=message
+    )
+
+
 def _page(ids, **meta):
     return Page([type("R", (), {"id": i})() for i in ids], meta)
 
@@ -81,7 +87,7 @@ def test_session_plan_continues_with_session_id_only_and_stops_on_short_page():
 def test_session_plan_reopens_on_expiry_only_for_continuations_and_skips_yielded_ids():
     plan = DropStreamSessionPlan("/orders", {}, lambda r: r.id, limit=2, ordered_by_id=True, max_reopens=1)
     _, nxt = plan.advance(plan.first(), _page([1, 2], session_id="abc"))
-    expired = FulfillmentAPIError("c", "GET", "/orders", {"session_id": "abc"}, 410, "gone")
+    expired = api_error({"session_id": "abc"}, 410, "gone")
     assert plan.recover(nxt, expired) == plan.first()
     records, _ = plan.advance(plan.first(), _page([1, 2], session_id="def"))
     assert records == []  # already yielded before the expiry
@@ -89,9 +95,9 @@ def test_session_plan_reopens_on_expiry_only_for_continuations_and_skips_yielded
         plan.recover(nxt, expired)
     records, _ = plan.advance(plan.first(), _page([3], session_id="def"))
     assert [r.id for r in records] == [3]
-    not_expiry = FulfillmentAPIError("c", "GET", "/orders", {}, 404, "no")
+    not_expiry = api_error({}, 404, "no")
     assert plan.recover(plan.first(), not_expiry) is None
-    worded = FulfillmentAPIError("c", "GET", "/orders", {"session_id": "x"}, 422, "Session has expired")
+    worded = api_error({"session_id": "x"}, 422, "Session has expired")
     fresh = DropStreamSessionPlan("/orders", {}, lambda r: r.id, limit=2, ordered_by_id=True)
     assert fresh.recover(PageRequest("/orders", {"session_id": "x"}), worded) is not None
 
@@ -110,7 +116,7 @@ def test_time_ordered_session_resumes_from_the_last_time_and_skips_the_boundary(
     assert plan.first().params["created_at_min"] == "2025-03-01T00:00:00+00:00"
     records, nxt = plan.advance(plan.first(), _timed([1, 2, 3], minute=lambda i: 5))  # all at 00:05
     assert [r.id for r in records] == [1, 2, 3]
-    reopened = plan.recover(nxt, FulfillmentAPIError("c", "GET", "/orders", {"session_id": "s"}, 404, "gone"))
+    reopened = plan.recover(nxt, api_error({"session_id": "s"}, 404, "gone"))
     assert reopened.params == {"created_at_min": "2025-03-09T00:04:59+00:00", "limit": 3}
     # The new session serves the same-second records again, then one more: only that one is new.
     records, _ = plan.advance(reopened, _timed([1, 2, 4], minute=lambda i: 5))

@@ -19,15 +19,14 @@ import httpx
 from airflow.sdk import BaseHook
 from pydantic_core import from_json
 
-from airflow_provider_fulfillment.http import (
-    ClientSettings,
+from airflow_provider_fulfillment.errors import (
     FulfillmentAPIError,
     FulfillmentError,
-    FulfillmentVendorError,
-    HttpCore,
     InvalidBody,
+    RecordNotFound,
     VendorRejected,
 )
+from airflow_provider_fulfillment.http import ClientSettings, HttpCore
 from airflow_provider_fulfillment.paging import Page, PageRequest, PagingPlan
 from airflow_provider_fulfillment.windows import Window, to_aware_datetime
 
@@ -35,10 +34,6 @@ log = logging.getLogger(__name__)
 
 Resource = Literal["orders", "shipments"]
 RESOURCES: tuple[Resource, ...] = ("orders", "shipments")
-
-
-class RecordNotFound(FulfillmentError, LookupError):
-    """The vendor has no record with that identifier."""
 
 
 @dataclass(frozen=True)
@@ -351,16 +346,9 @@ class FulfillmentHook(BaseHook):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def vendor_error(self, request: PageRequest, rejected: VendorRejected) -> FulfillmentVendorError:
-        return FulfillmentVendorError(
-            self.conn_id,
-            "GET",
-            request.path,
-            request.params,
-            200,
-            f"error_code {rejected.code}: {rejected.message}".rstrip(": "),
-            vendor=self.hook_name,
-        )
+    def vendor_error(self, request: PageRequest, rejected: VendorRejected) -> BaseException:
+        """The error for a rejection found by a plan after the request returned (same table as the core's)."""
+        return self.http.error_for(rejected, "GET", request.path, request.params)
 
     # single records and states -------------------------------------------------------
     def get_order(self, order_id: str | int) -> Any:
@@ -372,12 +360,16 @@ class FulfillmentHook(BaseHook):
                 "GET", request.path, params=request.params, parse=lambda r: self.parse_order(ident, r)
             )
         except FulfillmentAPIError as error:
-            if error.status != 404:
+            if not self.means_not_found(error):
                 raise
             found = None
         if found is None:
-            raise RecordNotFound(f"connection '{self.conn_id}': {self.vendor} order {ident!r} not found")
+            raise RecordNotFound(conn_id=self.conn_id, vendor=self.hook_name, resource="order", ident=ident)
         return found
+
+    def means_not_found(self, error: FulfillmentAPIError) -> bool:
+        """Whether a failed lookup says "no such record" (a 404 that no Base URL problem explains)."""
+        return error.status == 404 and not error.hint
 
     def order_request(self, ident: str) -> PageRequest:
         raise NotImplementedError
@@ -418,7 +410,7 @@ class FulfillmentHook(BaseHook):
                 parse=lambda response: self.state_from_response(resource, ident, response),
             )
         except FulfillmentAPIError as error:
-            if error.status == 404:
+            if self.means_not_found(error):
                 return RecordState(self.vendor, resource, ident, found=False)
             raise
 
@@ -435,7 +427,7 @@ class FulfillmentHook(BaseHook):
                 parse=lambda response: self.state_from_response(resource, ident, response),
             )
         except FulfillmentAPIError as error:
-            if error.status == 404:
+            if self.means_not_found(error):
                 return RecordState(self.vendor, resource, ident, found=False)
             raise
 
@@ -453,13 +445,57 @@ class FulfillmentHook(BaseHook):
         try:
             detail = self.probe()
         except Exception as error:  # noqa: BLE001 - the UI wants a message, not a traceback
-            return False, str(error)
+            return False, self._as_the_user_named_it(str(error))
         finally:
             self.close()
         return True, f"Connected to {self.hook_name} at {self.settings.base_url}: {detail}"
 
+    def _as_the_user_named_it(self, message: str) -> str:
+        """The Test button's message with the user's connection id, not the one Airflow made up.
+
+        Airflow's API server tests a form under a random 8-character id exported as
+        `AIRFLOW_CONN_<ID>`; the user's own id is found by matching the stored connections, or the
+        message says "(being tested)" instead of naming an id the user never chose.
+        """
+        if not _is_transient_conn_id(self.conn_id):
+            return message
+        user_id = _stored_conn_id_like(self.conn_type, self._settings)
+        shown = f"connection '{user_id}'" if user_id else "connection (being tested)"
+        return message.replace(f"connection '{self.conn_id}'", shown)
+
     def probe(self) -> str:
         raise NotImplementedError
+
+
+def _is_transient_conn_id(conn_id: str) -> bool:
+    """Whether `conn_id` looks like the throwaway id Airflow's Test button makes (8 letters/digits)."""
+    import os
+
+    return len(conn_id) == 8 and conn_id.isalnum() and f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ
+
+
+def _stored_conn_id_like(conn_type: str, settings: ClientSettings | None) -> str | None:
+    """The one stored connection with the tested connection's type, host and login (None if not one)."""
+    if settings is None:
+        return None
+    try:
+        from airflow.models.connection import Connection as StoredConnection
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            rows = session.query(StoredConnection.conn_id, StoredConnection.host).filter(
+                StoredConnection.conn_type == conn_type, StoredConnection.login == settings.login
+            )
+            matches = {
+                conn_id
+                for conn_id, host in rows
+                if conn_id != settings.conn_id
+                and (host or "").strip().rstrip("/") in settings.base_url
+                and (host or "").strip()
+            }
+    except Exception:  # noqa: BLE001 - no metadata database here (a worker): say "being tested"
+        return None
+    return matches.pop() if len(matches) == 1 else None
 
 
 def _absent(record: Any, field_name: str) -> bool:
@@ -488,6 +524,21 @@ def raw_page(
         return Page(records, {name: body.get(name) for name in meta_keys})
 
     return parse
+
+
+def record_of(response: httpx.Response, key: str) -> dict[str, Any]:
+    """The one record of a single-record answer (`{"order": {...}}`); any other shape is an invalid body."""
+    body = from_json(response.content)
+    record = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(record, dict):
+        raise InvalidBody(f"expected an object with '{key}', got {_shape(body)}")
+    return record
+
+
+def _shape(body: Any) -> str:
+    if isinstance(body, dict):
+        return f"keys {', '.join(sorted(map(str, body))[:8]) or '(none)'}"
+    return type(body).__name__
 
 
 # --------------------------------------------------------------------------- validators

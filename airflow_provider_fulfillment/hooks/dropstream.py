@@ -19,9 +19,10 @@ from airflow_provider_fulfillment.hooks.base import (
     id_or_name,
     one_of,
     raw_page,
+    record_of,
     text_value,
 )
-from airflow_provider_fulfillment.http import BearerTokenAuth, ClientSettings
+from airflow_provider_fulfillment.http import BearerTokenAuth, ClientSettings, record_path
 from airflow_provider_fulfillment.models import states
 from airflow_provider_fulfillment.models._types import parse_dropstream_datetime
 from airflow_provider_fulfillment.models.dropstream import (
@@ -335,10 +336,10 @@ class DropStreamHook(FulfillmentHook):
 
     # single records ------------------------------------------------------------------
     def order_request(self, ident: str) -> PageRequest:
-        return PageRequest(f"/orders/{ident}")
+        return PageRequest(record_path("/orders", ident))
 
     def parse_order(self, ident: str, response: httpx.Response) -> DropStreamOrder:
-        return DropStreamOrder.model_validate(response.json()["order"])
+        return DropStreamOrder.model_validate(record_of(response, "order"))
 
     def state_request(self, resource: str, ident: str) -> PageRequest:
         if resource == "order":

@@ -14,8 +14,9 @@ from airflow_provider_fulfillment.hooks.base import (
     Resource,
     one_of,
     raw_page,
+    record_of,
 )
-from airflow_provider_fulfillment.http import BearerTokenAuth, ClientSettings
+from airflow_provider_fulfillment.http import BearerTokenAuth, ClientSettings, record_path
 from airflow_provider_fulfillment.models import states
 from airflow_provider_fulfillment.models._types import parse_stream_datetime
 from airflow_provider_fulfillment.models.stream import StreamOrder, StreamOrderPage
@@ -123,10 +124,10 @@ class StreamHook(FulfillmentHook):
 
     # single records ------------------------------------------------------------------
     def order_request(self, ident: str) -> PageRequest:
-        return PageRequest(f"/orders/{ident}")
+        return PageRequest(record_path("/orders", ident))
 
     def parse_order(self, ident: str, response: httpx.Response) -> StreamOrder:
-        return StreamOrder.model_validate(response.json()["order"])
+        return StreamOrder.model_validate(record_of(response, "order"))
 
     def state_request(self, resource: str, ident: str) -> PageRequest:
         return self.order_request(ident)

@@ -235,3 +235,17 @@ class LRU(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+def one_segment(raw_path: bytes, collection: bytes) -> str | None:
+    """The record key after `collection` (b"/orders/") when it is exactly one raw path segment.
+
+    Routing reads the decoded path, where `PO%2017%2F2024` has become two segments; a real server
+    splits the raw path first, so an encoded `/` stays inside the key. None: no such route.
+    """
+    from urllib.parse import unquote
+
+    _, found, tail = raw_path.split(b"?", 1)[0].partition(collection)
+    if not found or not tail or b"/" in tail:
+        return None
+    return unquote(tail.decode("ascii", "replace"))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ._util import LRU, ceil_div, dumps
+from ._util import LRU, ceil_div, dumps, one_segment
 from .app import ApiError, Session
 from .world_dropstream import ORDER_FILTERS, SHIPMENT_FILTERS, ParamError
 
@@ -228,8 +228,13 @@ def router(app: SandboxApp) -> APIRouter:
     async def orders(request: Request) -> Response:
         return listing(request, "orders", ORDER_FILTERS, parse_orders, world.order_bytes)
 
-    @r.get("/orders/{order_id}")
+    @r.get("/orders/{order_id:path}")
     async def order(request: Request, order_id: str) -> Response:
+        # `{order_id:path}` takes what the decoded path splits; the raw path must hold one segment.
+        single = one_segment(request.scope.get("raw_path") or b"", b"/orders/")
+        if single is None:
+            return Response(b'{"detail":"Not Found"}', status_code=404, media_type=JSON)
+        order_id = single
         auth(request)
         if request.query_params:
             raise _error(400, f"unknown parameter: {', '.join(sorted(request.query_params))}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ._util import ceil_div, dumps
+from ._util import ceil_div, dumps, one_segment
 from .app import ApiError
 from .world_stream import DOCUMENTS, PAGE_SIZE, STATUSES, ParamError
 
@@ -92,8 +92,13 @@ def router(app: SandboxApp) -> APIRouter:
         meta = dumps({"meta": {"page_count": ceil_div(len(rows), PAGE_SIZE), "record_count": len(rows)}})
         return Response(b'{"orders":[' + seg + b"]," + meta[1:], media_type=JSON)
 
-    @r.get("/client_api/v2/orders/{key}")
+    @r.get("/client_api/v2/orders/{key:path}")
     async def order(request: Request, key: str) -> Response:
+        # `{key:path}` takes what the decoded path splits; the raw path must hold one segment.
+        single = one_segment(request.scope.get("raw_path") or b"", b"/client_api/v2/orders/")
+        if single is None:
+            return Response(b'{"detail":"Not Found"}', status_code=404, media_type=JSON)
+        key = single
         auth(request)
         s = world.index_of(key)
         if s < 0:

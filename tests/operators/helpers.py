@@ -45,8 +45,16 @@ def ds_order(
     return record
 
 
-def ds_shipment(j: int, order_id: int | None, *, state: str = "notified_shipped", item_ids=(), hours: int = 30,
-                tracking: str | None = None, **over: Any) -> dict[str, Any]:  # fmt: skip
+def ds_shipment(
+    j: int,
+    order_id: int | None,
+    *,
+    state: str = "notified_shipped",
+    item_ids=(),
+    hours: int = 30,
+    tracking: str | None = None,
+    **over: Any,
+) -> dict[str, Any]:
     created = BASE + timedelta(hours=hours)
     record: dict[str, Any] = {
         "id": 5000 + j,
@@ -117,7 +125,13 @@ class FakeHook:
                 continue
             if self.fail_after is not None and sent >= self.fail_after:
                 raise FulfillmentAPIError(
-                    "fake", "GET", f"/{resource}", {"page": 2}, 503, "unavailable", attempts=5
+                    conn_id="fake",
+                    method="GET",
+                    path=f"/{resource}",
+                    params={"page": 2},
+                    status=503,
+                    vendor_message="unavailable",
+                    attempts=5,
                 )
             sent += 1
             yield json.loads(json.dumps(row)) if raw else record
@@ -141,6 +155,13 @@ class FakeHook:
         self.closed += 1
 
 
-def state(raw: str | None, status: str | None, *, found: bool = True, ident: str = "1001",
-          resource: str = "order", since: str | None = "2025-10-01T00:05:00+00:00") -> RecordState:  # fmt: skip
+def state(
+    raw: str | None,
+    status: str | None,
+    *,
+    found: bool = True,
+    ident: str = "1001",
+    resource: str = "order",
+    since: str | None = "2025-10-01T00:05:00+00:00",
+) -> RecordState:
     return RecordState("dropstream", resource, ident, found, raw, status, since if found else None)
