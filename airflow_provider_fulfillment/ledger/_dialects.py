@@ -49,6 +49,10 @@ class Dialect:
     def ts_value(self, value: Any) -> datetime | None:
         raise NotImplementedError
 
+    def json_param(self, text: str | None) -> Any:
+        """A JSON document (already serialized) as the driver sends it."""
+        return text
+
     def json_value(self, value: Any) -> Any:
         """A JSON column as Python data (PostgreSQL's driver has already parsed JSONB)."""
         if value is None or not isinstance(value, (str, bytes)):
@@ -71,12 +75,27 @@ class Dialect:
     def lock_migrations(self, cursor: Any) -> None:
         """Serialize schema upgrades between processes opening the ledger at once."""
 
-    def stage(self, cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    def stage(
+        self,
+        cursor: Any,
+        table: str,
+        columns: Sequence[str],
+        types: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+    ) -> int:
+        """Load rows into a staging table; `types` are the columns' SQL types ('ts', 'json', 'text', 'int')."""
         raise NotImplementedError
 
     def create_temp_table(self, cursor: Any, table: str, columns_sql: str) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
         cursor.execute(f"CREATE TEMP TABLE {table} ({columns_sql})")
+
+    def create_temp_table_as(self, cursor: Any, table: str, select: str) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TEMP TABLE {table} AS {select}")
+
+    def analyze(self, cursor: Any, table: str) -> None:
+        """Give the planner the staged row count (a fresh temp table has no statistics)."""
 
     def stream(self, query: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
         raise NotImplementedError
@@ -118,7 +137,14 @@ class SqliteDialect(Dialect):
         finally:
             cursor.close()
 
-    def stage(self, cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    def stage(
+        self,
+        cursor: Any,
+        table: str,
+        columns: Sequence[str],
+        types: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+    ) -> int:
         statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         count = 0
         for chunk in chunked(rows, STAGE_CHUNK):
@@ -135,6 +161,13 @@ class SqliteDialect(Dialect):
                 yield from batch
         finally:
             connection.close()
+
+
+_PG_TYPES = {"ts": "timestamptz", "json": "jsonb", "text": "text", "int": "int8"}
+
+
+def _already_json(text: str) -> str:
+    return text
 
 
 def prepare_sqlite(connection: Any) -> None:
@@ -164,7 +197,9 @@ class PostgresDialect(Dialect):
         connection.commit()
 
     def ts_param(self, value: datetime | None) -> datetime | None:
-        return None if value is None else utc(value)
+        if value is not None and value.tzinfo is None:
+            utc(value)  # refuses it
+        return value  # the server stores the instant, whatever the offset
 
     def ts_value(self, value: Any) -> datetime | None:
         if value is None:
@@ -196,9 +231,31 @@ class PostgresDialect(Dialect):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
         cursor.execute(f"CREATE TEMP TABLE {table} ({columns_sql}) ON COMMIT DROP")
 
-    def stage(self, cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    def create_temp_table_as(self, cursor: Any, table: str, select: str) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TEMP TABLE {table} ON COMMIT DROP AS {select}")
+
+    def analyze(self, cursor: Any, table: str) -> None:
+        cursor.execute(f"ANALYZE {table}")
+
+    def json_param(self, text: str | None) -> Any:
+        from psycopg.types.json import Jsonb
+
+        return None if text is None else Jsonb(text, dumps=_already_json)
+
+    def stage(
+        self,
+        cursor: Any,
+        table: str,
+        columns: Sequence[str],
+        types: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+    ) -> int:
+        # Binary COPY: the server parses no timestamp text, about twice the rows a second of text COPY.
         count = 0
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        pg_types = [_PG_TYPES[kind] for kind in types]
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(pg_types)
             write_row = copy.write_row
             for row in rows:
                 write_row(row)

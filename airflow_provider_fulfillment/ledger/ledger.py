@@ -300,7 +300,8 @@ class Ledger:
         with dialect.transaction() as cursor:
             column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
             dialect.create_temp_table(cursor, _STAGE, column_types + ", seq BIGINT NOT NULL")
-            count = dialect.stage(cursor, _STAGE, (*table.columns, "seq"), staged)
+            kinds = [self._column_kind(table, name) for name in table.columns]
+            count = dialect.stage(cursor, _STAGE, (*table.columns, "seq"), (*kinds, "int"), staged)
             self._step("staged")
             if count == 0:
                 cursor.execute(f"DROP TABLE {_STAGE}")
@@ -312,12 +313,13 @@ class Ledger:
         log.info("Ledger merge of %d %ss: %s", count, kind, result.as_dict())
         return result
 
+    @staticmethod
+    def _column_kind(table: _Table, name: str) -> str:
+        return "ts" if name in table.timestamps else "json" if name in table.json_columns else "text"
+
     def _column_type(self, table: _Table, name: str) -> str:
-        if name in table.timestamps:
-            return self.dialect.ts
-        if name in table.json_columns:
-            return self.dialect.json
-        return "TEXT"
+        kind = self._column_kind(table, name)
+        return self.dialect.ts if kind == "ts" else self.dialect.json if kind == "json" else "TEXT"
 
     def _stage_rows(
         self,
@@ -328,6 +330,7 @@ class Ledger:
         default_account: str,
     ) -> Iterator[tuple[Any, ...]]:
         ts = self.dialect.ts_param
+        as_json = self.dialect.json_param
         observed_param = ts(observed)
         for seq, item in enumerate(rows):
             if isinstance(item, LedgerRow):
@@ -342,8 +345,9 @@ class Ledger:
                 yield (
                     record.vendor, account, record.id, record.number, record.status, record.raw_status,
                     ts(record.status_since), ts(record.created_at), ts(record.ordered_at),
-                    ts(record.modified_at), ts(record.ship_by), _items_text(record.items),
-                    ts(version) if version else observed_param, observed_param, _json_text(raw), conn_id, seq,
+                    ts(record.modified_at), ts(record.ship_by), as_json(_items_text(record.items)),
+                    ts(version) if version else observed_param, observed_param, as_json(_json_text(raw)), conn_id,
+                    seq,
                 )  # fmt: skip
             else:
                 if not isinstance(record, Shipment):
@@ -352,24 +356,28 @@ class Ledger:
                     )
                 version = version_at or record.status_since
                 yield (
-                    record.vendor, account, record.id, record.order_id, json.dumps(record.tracking_numbers),
+                    record.vendor, account, record.id, record.order_id, as_json(json.dumps(record.tracking_numbers)),
                     record.status, record.raw_status, ts(record.status_since), ts(record.created_at),
                     ts(record.shipped_at), ts(record.expected_delivery_at), ts(record.delivered_at),
-                    _items_text(record.items), ts(version) if version else observed_param, observed_param,
-                    _json_text(raw), conn_id, seq,
+                    as_json(_items_text(record.items)), ts(version) if version else observed_param, observed_param,
+                    as_json(_json_text(raw)), conn_id, seq,
                 )  # fmt: skip
 
     def _merge_staged(self, cursor: Any, kind: str, table: _Table, run: RunRef) -> MergeResult:
         dialect = self.dialect
         key = table.key
-        cursor.execute(f"DROP TABLE IF EXISTS {_RANKED}")
-        # Each staged row beside the stored version of its record and the best version in the call.
-        cursor.execute(
-            f"""CREATE TEMP TABLE {_RANKED} AS
-            SELECT s.*,
+        dialect.analyze(cursor, _STAGE)
+        # Narrow: each staged row's rank among its record's copies in this call, beside the stored
+        # version; the wide columns (raw JSON) stay in the staging table until the upsert.
+        dialect.create_temp_table_as(
+            cursor,
+            _RANKED,
+            f"""SELECT s.seq,
                 ROW_NUMBER() OVER w AS rn,
+                s.version_at,
                 FIRST_VALUE(s.version_at) OVER w AS best_version,
                 t.version_at AS old_version,
+                t.observed_at AS old_observed,
                 t.status AS old_status,
                 t.raw_status AS old_raw_status,
                 CASE WHEN t.{key} IS NULL THEN 0 ELSE 1 END AS existed
@@ -379,7 +387,7 @@ class Ledger:
             WINDOW w AS (
                 PARTITION BY s.vendor, s.account, s.{key}
                 ORDER BY s.version_at DESC, s.observed_at DESC, s.seq DESC
-            )"""
+            )""",
         )
         self._step("ranked")
         cursor.execute(
@@ -395,21 +403,17 @@ class Ledger:
         )
         inserted, updated, unchanged, stale = (int(value) for value in cursor.fetchone())
         # A first sighting, or a newer version in another state: one row, written once.
-        changed_at = (
-            "COALESCE(status_since, modified_at, observed_at)"
-            if kind == "order"
-            else ("COALESCE(status_since, observed_at)")
-        )
+        changed_at = "s.status_since, s.modified_at" if kind == "order" else "s.status_since"
         cursor.execute(
             dialect.sql(
                 f"""INSERT INTO {schema.STATE_CHANGES}
                 (vendor, resource, record_id, status, raw_status, observed_at, account,
                  previous_status, changed_at, dag_id, run_id)
-                SELECT vendor, ?, {key}, status, raw_status, observed_at, account,
-                    old_status, {changed_at}, ?, ?
-                FROM {_RANKED}
-                WHERE rn = 1 AND (existed = 0 OR (version_at > old_version
-                    AND (status <> old_status OR raw_status <> old_raw_status)))
+                SELECT s.vendor, ?, s.{key}, s.status, s.raw_status, s.observed_at, s.account,
+                    r.old_status, COALESCE({changed_at}, s.observed_at), ?, ?
+                FROM {_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq
+                WHERE r.rn = 1 AND (r.existed = 0 OR (r.version_at > r.old_version
+                    AND (s.status <> r.old_status OR s.raw_status <> r.old_raw_status)))
                 ON CONFLICT DO NOTHING"""
             ),
             (kind, run.dag_id, run.run_id),
@@ -420,9 +424,14 @@ class Ledger:
         updates = ", ".join(
             f"{name} = excluded.{name}" for name in columns if name not in ("vendor", "account", key)
         )
+        # Only rows that change something reach the upsert (a rerun writes nothing); the WHERE on
+        # the conflict is the guard should another writer have moved the record meanwhile.
         cursor.execute(
             f"""INSERT INTO {table.name} ({", ".join(columns)}, first_seen_at)
-            SELECT {", ".join(columns)}, observed_at FROM {_RANKED} WHERE rn = 1
+            SELECT {", ".join(f"s.{name}" for name in columns)}, s.observed_at
+            FROM {_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq
+            WHERE r.rn = 1 AND (r.existed = 0 OR r.version_at > r.old_version
+                OR (r.version_at = r.old_version AND s.observed_at > r.old_observed))
             ON CONFLICT (vendor, account, {key}) DO UPDATE SET {updates}
             WHERE excluded.version_at > {table.name}.version_at
                 OR (excluded.version_at = {table.name}.version_at
