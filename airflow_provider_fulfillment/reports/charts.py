@@ -125,10 +125,11 @@ def line_chart(
             f'data-label="{day}" data-value="{value:g}"><title>{day}: {value:g}</title></circle>'
         )
     if points:
-        for index in sorted({0, len(points) // 2, len(points) - 1}):
+        anchors = {0: "start", len(points) // 2: "middle", len(points) - 1: "end"}
+        for index, anchor in sorted(anchors.items()):
             x = coords[index][0]
             body.append(
-                f'<text x="{x:.1f}" y="{height - bottom + 14}" text-anchor="middle" {_FONT} fill="#374151">'
+                f'<text x="{x:.1f}" y="{height - bottom + 14}" text-anchor="{anchor}" {_FONT} fill="#374151">'
                 f"{points[index][0].strftime('%m-%d')}</text>"
             )
     return _svg(width, height, label, body)

@@ -202,7 +202,7 @@ def vendor_section(
         f"<h3>Errored records</h3>{errored_table(v)}"
         f"<h3>Open findings</h3>{more}{findings_table(shown, v.as_of, links, testid=f'findings-{vendor}')}"
         f"<h3>Recently resolved</h3>"
-        f"{findings_table(v.resolved_findings[:20], v.as_of, links, testid=f'resolved-{vendor}')}"
+        f"{findings_table(v.resolved_findings[:20], v.as_of, links, testid=f'resolved-list-{vendor}')}"
         f"<h3>Recent alerts</h3>{alerts_table(v.alerts, links, testid=f'alerts-{vendor}')}"
         "</section>"
     )

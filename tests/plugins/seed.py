@@ -1,6 +1,7 @@
 """A ledger with exactly known findings, alerts and state changes, written through the Ledger API.
 
-Three daily runs (T0, T1, T2) of a reconciliation DAG over DropStream and DCL:
+Three daily runs (T0, T1, T2) of the example reconciliation DAG (a real DAG, so the browser test
+can follow a link to its run), over DropStream and DCL:
 
 | finding | opened | resolved | since | age at T2 (bucket) |
 |---|---|---|---|---|
@@ -26,9 +27,9 @@ from airflow_provider_fulfillment.rules.types import FINDING_KINDS, Finding, Not
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
 T2 = T0 + timedelta(days=2)
-DAG_ID = "fulfillment_ledger_daily"
-RUNS = [RunRef(DAG_ID, f"scheduled__{t.isoformat()}", "reconcile") for t in (T0, T1, T2)]
-ALERT_RUNS = [RunRef(DAG_ID, run.run_id, "alert") for run in RUNS]
+DAG_ID = "example_fulfillment_orders_to_shipments"
+RUNS = [RunRef(DAG_ID, f"manual__{t.isoformat()}", "reconcile") for t in (T0, T1, T2)]
+ALERT_RUNS = [RunRef(DAG_ID, run.run_id, "alert_errored_orders") for run in RUNS]
 VENDORS = ["dcl", "dropstream"]
 
 LATE = Finding("dropstream", "late_order", "DS-1", since=T0 - timedelta(days=2), details={"detail": "late"})

@@ -81,7 +81,7 @@ def test_page_shows_the_ledger_per_vendor(seeded):
     # Who found and who resolved the orphan shipment: links to the DAG runs and task instances.
     run1, run2 = (quote_run(r.run_id) for r in seed.RUNS[:2])
     assert f'href="/dags/{seed.DAG_ID}/runs/{run1}/tasks/reconcile"' in html
-    resolved_row = re.search(r'data-testid="resolved-dropstream-row".*?</tr>', html).group(0)
+    resolved_row = re.search(r'data-testid="resolved-list-dropstream-row".*?</tr>', html).group(0)
     assert (
         f"/dags/{seed.DAG_ID}/runs/{run1}" in resolved_row
         and f"/dags/{seed.DAG_ID}/runs/{run2}" in resolved_row
@@ -121,7 +121,7 @@ def test_run_filter_shows_only_what_that_run_found_or_resolved(seeded):
         r'data-testid="findings-dropstream-row" data-kind="[^"]+" data-record="([^"]+)"', html
     ) == ["DS-2"]
     assert re.findall(
-        r'data-testid="resolved-dropstream-row" data-kind="[^"]+" data-record="([^"]+)"', html
+        r'data-testid="resolved-list-dropstream-row" data-kind="[^"]+" data-record="([^"]+)"', html
     ) == ["DS-S9"]
     assert 'data-testid="findings-dcl-empty"' in html
     # The alerts of the run: sent by its alert task (no task filter given, so every task counts).
