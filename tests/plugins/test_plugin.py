@@ -12,9 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_registered_through_the_airflow_plugins_entry_point():
     entry_points = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
-    assert entry_points["airflow.plugins"] == {
-        "fulfillment": "airflow_provider_fulfillment.plugins:FulfillmentPlugin"
-    }
+    plugin = entry_points["airflow.plugins"]["fulfillment"]
+    assert plugin == "airflow_provider_fulfillment.plugins:FulfillmentPlugin"
 
 
 def test_airflow_accepts_the_plugin_and_mounts_its_app():
