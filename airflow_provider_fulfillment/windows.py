@@ -23,14 +23,36 @@ SEND_MARGIN = timedelta(seconds=1)
 MIN_SPLIT = timedelta(seconds=1)
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Every moment a window or a filter may hold: a margin inside datetime's range, so widening a bound
+# (`SEND_MARGIN`), a day cut or a time-zone conversion never overflows.
+EARLIEST = datetime(1, 1, 8, tzinfo=UTC)
+LATEST = datetime(9999, 12, 24, tzinfo=UTC)
 
 
 def plain_utc(moment: datetime) -> datetime:
     """`moment` as a plain `datetime` in UTC: pendulum's subclass drops a stdlib tzinfo in arithmetic."""
-    utc = moment.astimezone(UTC)
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is out of the supported range") from None
     return datetime(
         utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
     )
+
+
+def in_range(moment: datetime, name: str, given: Any = None) -> datetime:
+    """`moment` in UTC if it lies where arithmetic on it is safe; a ValueError naming it otherwise."""
+    try:
+        utc = plain_utc(moment)
+    except ValueError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        shown = repr(given) if isinstance(given, str) else moment.isoformat()
+        raise ValueError(
+            f"{name}: {shown} is out of range; give a moment from "
+            f"{EARLIEST.date().isoformat()} to {LATEST.date().isoformat()}"
+        )
+    return utc
 
 
 def to_aware_datetime(value: Any, name: str) -> datetime:
@@ -42,7 +64,10 @@ def to_aware_datetime(value: Any, name: str) -> datetime:
     elif isinstance(value, str):
         text = value.strip()
         if _ISO_DATE.match(text):
-            moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            try:
+                moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            except ValueError:
+                raise ValueError(f"{name}: {value!r} is not a real date") from None
         else:
             try:
                 moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -55,7 +80,22 @@ def to_aware_datetime(value: Any, name: str) -> datetime:
         raise ValueError(f"{name}: expected a datetime or ISO 8601 string, got {type(value).__name__}")
     if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
         raise ValueError(f"{name}: {value!r} has no time zone; give an offset or an aware datetime")
-    return plain_utc(moment)
+    return in_range(moment, name, value)
+
+
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?$")
+
+
+def partial_iso_date(value: Any, name: str) -> datetime:
+    """ISO 8601's partial dates as DropStream documents them: `2022-12` (month) or `2022` (year),
+    as the first instant of that period in UTC; anything else as `to_aware_datetime` reads it."""
+    match = _PARTIAL_DATE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        return to_aware_datetime(value, name)
+    year, month = int(match.group(1)), int(match.group(2) or 1)
+    if not 1 <= month <= 12:
+        raise ValueError(f"{name}: {value!r} is not a real month")
+    return in_range(datetime(max(year, 1), month, 1, tzinfo=UTC), name)
 
 
 @dataclass(frozen=True, order=True)
@@ -70,7 +110,7 @@ class Window:
             moment = getattr(self, name)
             if not isinstance(moment, datetime) or moment.tzinfo is None:
                 raise ValueError(f"window {name} must be an aware datetime, got {moment!r}")
-            object.__setattr__(self, name, plain_utc(moment))
+            object.__setattr__(self, name, in_range(moment, f"window {name}"))
         if self.end <= self.start:
             raise ValueError(
                 f"window end {self.end.isoformat()} must be after its start {self.start.isoformat()}"

@@ -28,7 +28,7 @@ from airflow_provider_fulfillment.errors import (
 )
 from airflow_provider_fulfillment.http import ClientSettings, HttpCore
 from airflow_provider_fulfillment.paging import Page, PageRequest, PagingPlan
-from airflow_provider_fulfillment.windows import Window, to_aware_datetime
+from airflow_provider_fulfillment.windows import Window, partial_iso_date
 
 log = logging.getLogger(__name__)
 
@@ -562,8 +562,12 @@ def id_or_name(name: str, value: Any) -> int | str:
 
 
 def date_value(name: str, value: Any) -> str:
-    """Dates go out as ISO 8601 with an explicit offset; natural language is refused on purpose."""
-    return to_aware_datetime(value, f"filter {name!r}").isoformat(timespec="seconds")
+    """Dates go out as ISO 8601 with an explicit offset; natural language is refused on purpose.
+
+    Partial ISO 8601 dates (`2022-12-01`, `2022-12`, `2022`) are the first instant of that day,
+    month or year in UTC, sent in full so the vendor has nothing to guess.
+    """
+    return partial_iso_date(value, f"filter {name!r}").isoformat(timespec="seconds")
 
 
 def bounded_int(low: int, high: int) -> Callable[[str, Any], int]:
@@ -592,6 +596,9 @@ def one_of(choices: Iterable[str], what: str) -> Callable[[str, Any], str]:
 
 
 def boolean(name: str, value: Any) -> str:
+    """True/False, or "true"/"false" as a templated value renders (any case)."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower()
     if not isinstance(value, bool):
         raise ValueError(f"{name!r} must be true or false, got {value!r}")
     return "true" if value else "false"

@@ -25,7 +25,7 @@ from airflow_provider_fulfillment.http import ClientSettings, VendorRejected
 from airflow_provider_fulfillment.models._types import parse_dcl_datetime
 from airflow_provider_fulfillment.models.dcl import DclOrder, DclOrderPage, DclShipment
 from airflow_provider_fulfillment.paging import DCL_MAX_PAGE_SIZE, DclPagePlan, Page, PageRequest
-from airflow_provider_fulfillment.windows import PACIFIC, Window, dcl_bounds, to_aware_datetime
+from airflow_provider_fulfillment.windows import PACIFIC, Window, dcl_bounds, in_range, to_aware_datetime
 
 FILTER_TAGS = (
     "order_stage", "order_status", "account_number", "po_number", "customer_number",
@@ -102,10 +102,21 @@ def local_day(name: str, value: Any) -> str:
 
 
 def modified_bound(name: str, value: Any) -> str:
-    """`modified_*`: any ISO 8601 value; an offset-less one is Pacific local time, as DCL documents."""
-    if isinstance(value, str) and _LOCAL.match(value.strip()) and "T" in value:
-        _check_calendar(name, value.strip())
-        return value.strip()
+    """`modified_*`: any ISO 8601 value; an offset-less one is Pacific local time, as DCL documents.
+
+    A bare date is Pacific midnight (as in `received_*`), sent with its offset.
+    """
+    day = value if isinstance(value, date) and not isinstance(value, datetime) else None
+    if isinstance(value, str) and _LOCAL.match(value.strip()):
+        text = value.strip()
+        _check_calendar(name, text)
+        if "T" in text:
+            return text
+        day = date.fromisoformat(text)
+    if day is not None:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=PACIFIC)
+        in_range(midnight, f"filter {name!r}", value if isinstance(value, str) else day.isoformat())
+        return midnight.isoformat(timespec="seconds")
     return to_aware_datetime(value, f"filter {name!r}").isoformat(timespec="seconds")
 
 
@@ -114,6 +125,21 @@ def _check_calendar(name: str, text: str) -> None:
         datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"filter {name!r}: {text!r} is not a real date") from None
+
+
+# What `fields` may name: the documented order fields (the model mirrors the documented order).
+ORDER_FIELDS = tuple(DclOrder.model_fields)
+
+
+def field_names(name: str, value: Any) -> str:
+    """`fields`: a comma list of documented order field names, checked before any request."""
+    text = comma_list(name, value)
+    unknown = [field for field in (part.strip() for part in text.split(",")) if field not in ORDER_FIELDS]
+    if unknown:
+        raise ValueError(
+            f"{name!r}: unknown DCL order field(s) {', '.join(map(repr, unknown))}; known: {', '.join(ORDER_FIELDS)}"
+        )
+    return ",".join(part.strip() for part in text.split(","))
 
 
 def comma_list(name: str, value: Any) -> str:
@@ -152,7 +178,7 @@ class DclHook(FulfillmentHook):
         "shipped_to": local_day,
         "modified_from": modified_bound,
         "modified_to": modified_bound,
-        "fields": comma_list,
+        "fields": field_names,
         "filter": filter_expression,
         "extended_date": boolean,
     }

@@ -49,12 +49,11 @@ PAGING_MODES = ("auto", "session", "page")
 _PAGE_META = ("session_id", "page", "limit", "total_count", "total_pages", "max_total_reached")
 # Our default page size: the API's maximum, because round trips, not bytes, bound extraction time.
 DEFAULT_LIMIT = DROPSTREAM_MAX_LIMIT
-ORDER_SORTS = (
-    "id", "store_id", "external_id", "external_display_id", "ordered_at", "created_at",
-    "fulfillment_state", "fulfillment_transitioned_at", "fulfillment_warehouse_id",
-    "requested_ship_date", "payment_date", "customer_email",
-)  # fmt: skip
-SHIPMENT_SORTS = ("id", "tracking_number", "shipped_at", "created_at", "warehouse_id", "state")
+# `sort` takes any documented property (the docs: "specify them by name"); the models mirror the
+# documented objects, so their scalar fields are the list. Nested objects cannot be sorted on.
+_NESTED = frozenset({"custom", "shipping_address", "billing_address", "order_items"})
+ORDER_SORTS = tuple(name for name in DropStreamOrder.model_fields if name not in _NESTED)
+SHIPMENT_SORTS = tuple(name for name in DropStreamShipment.model_fields if name not in _NESTED)
 
 
 def _sort(choices: tuple[str, ...]):

@@ -210,7 +210,21 @@ SHIPMENT_FILTERS = (
     "shipped_at_min", "shipped_at_max", "created_at_min", "created_at_max", "tracking_number", "store_id",
     "warehouse_id", "customer_id", "state",
 )  # fmt: skip
-SHIPMENT_SORTS = ("id", "tracking_number", "shipped_at", "created_at", "warehouse_id", "state", "order_id")
+# The five the docs list as sortable, and every other documented scalar shipment property.
+SHIPMENT_SORTS = (
+    "id",
+    "tracking_number",
+    "shipped_at",
+    "created_at",
+    "warehouse_id",
+    "state",
+    "order_id",
+    "expected_delivery_date",
+    "weight",
+    "external_shipping_description",
+    "carrier_name",
+    "service_level",
+)
 NON_SCALAR_ORDER_FIELDS = frozenset({"custom", "shipping_address", "billing_address", "order_items"})
 NOT_FOUND = -1
 
@@ -965,14 +979,20 @@ class DropStreamWorld(Timeline):
     def _sort_shipments(self, rows: Sequence[int], sort: str | None) -> Sequence[int]:
         if sort is None or len(rows) <= 1:
             return rows
-        fn: Callable[[int], Any] = {
+        fast: Callable[[int], Any] | None = {
             "tracking_number": self.tracking_number,
             "shipped_at": self.shipment_shipped,
             "warehouse_id": lambda p: catalog.WAREHOUSES[self._wh[self.shipment_order_index(p)]][0],
             "state": self.shipment_state,
             "order_id": lambda p: self.shipment_dict(p)["order_id"],
-        }[sort]
-        return array("i", sorted(rows, key=lambda p: (fn(p), p)))
+            "weight": lambda p: float(self.shipment_dict(p).get("weight") or 0),  # a decimal, sent as text
+        }.get(sort)
+        if fast is not None:
+            return array("i", sorted(rows, key=lambda p: (fast(p), p)))
+        values = {p: self.shipment_dict(p).get(sort) for p in rows}
+        return array(
+            "i", sorted(rows, key=lambda p: (values[p] is None, values[p] if values[p] is not None else 0, p))
+        )
 
     # ----------------------------------------------------------------- expected results for tests
 
