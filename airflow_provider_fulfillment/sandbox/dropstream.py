@@ -95,6 +95,7 @@ def router(app: SandboxApp) -> APIRouter:
         )
 
     def cached_segment(key: tuple, rows: Sequence[int], render: Callable[[int], bytes]) -> bytes:
+        key = (*key, world.now)  # pages rendered before the clock moved are stale
         seg = page_cache.get(key)
         if seg is None:
             seg = b",".join(render(i) for i in rows)
