@@ -147,7 +147,7 @@ def main() -> None:
                     else:
                         if server is None:
                             sys.path.insert(0, str(ROOT))
-                            from tests.ledger.conftest import start_postgres
+                            from tests.postgres import start_postgres
 
                             server = start_postgres()
                         conn = server.connection_json(server.create_database("bench"))

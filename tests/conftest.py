@@ -84,3 +84,20 @@ def xcom() -> Callable[..., Any]:
             return None if row is None else XComModel.deserialize_value(row)
 
     return read
+
+
+# ------------------------------------------------------------------ a real PostgreSQL server
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL cluster for the whole session (tests/postgres.py), stopped at the end."""
+    from tests.postgres import postgres_bin, start_postgres
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL server binaries not found (scripts/system-deps.sh installs them)")
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()

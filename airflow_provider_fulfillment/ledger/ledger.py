@@ -66,6 +66,8 @@ class LedgerRow(NamedTuple):
     # The vendor's own version time when the record does not carry it (a DCL shipment: its order's
     # modified_at). Else modified_at / status_since, else the observation time.
     version_at: datetime | None = None
+    # When this row was read, if not the merge's `observed_at` (rows from several manifests).
+    observed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -333,8 +335,11 @@ class Ledger:
         as_json = self.dialect.json_param
         observed_param = ts(observed)
         for seq, item in enumerate(rows):
+            row_observed = observed_param
             if isinstance(item, LedgerRow):
-                record, raw, account, version_at = item
+                record, raw, account, version_at, seen_at = item
+                if seen_at is not None:
+                    row_observed = ts(utc(seen_at))
             else:
                 record, raw, account, version_at = item, None, "", None
             account = account or default_account
@@ -346,8 +351,7 @@ class Ledger:
                     record.vendor, account, record.id, record.number, record.status, record.raw_status,
                     ts(record.status_since), ts(record.created_at), ts(record.ordered_at),
                     ts(record.modified_at), ts(record.ship_by), as_json(_items_text(record.items)),
-                    ts(version) if version else observed_param, observed_param, as_json(_json_text(raw)), conn_id,
-                    seq,
+                    ts(version) if version else row_observed, row_observed, as_json(_json_text(raw)), conn_id, seq,
                 )  # fmt: skip
             else:
                 if not isinstance(record, Shipment):
@@ -359,7 +363,7 @@ class Ledger:
                     record.vendor, account, record.id, record.order_id, as_json(json.dumps(record.tracking_numbers)),
                     record.status, record.raw_status, ts(record.status_since), ts(record.created_at),
                     ts(record.shipped_at), ts(record.expected_delivery_at), ts(record.delivered_at),
-                    as_json(_items_text(record.items)), ts(version) if version else observed_param, observed_param,
+                    as_json(_items_text(record.items)), ts(version) if version else row_observed, row_observed,
                     as_json(_json_text(raw)), conn_id, seq,
                 )  # fmt: skip
 

@@ -1,0 +1,181 @@
+"""Load and change-capture operators against the sandbox on loopback, into a real ledger (SQLite here;
+the ledger's own suite runs on both databases). Ground truth: a full re-read through the hooks."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_fulfillment.hooks import get_hook
+from airflow_provider_fulfillment.ledger import Ledger
+from airflow_provider_fulfillment.operators.extract import FulfillmentExtractOperator
+from airflow_provider_fulfillment.operators.ledger import (
+    FulfillmentChangeCaptureOperator,
+    FulfillmentLedgerLoadOperator,
+    flatten_manifests,
+)
+
+pytestmark = pytest.mark.integration
+
+END = datetime(2026, 1, 1, tzinfo=UTC)  # the sandbox world's end
+DAY1 = (END - timedelta(days=91), END)  # the whole world: old orders change too
+
+
+@pytest.fixture
+def sandbox():
+    from airflow_provider_fulfillment.sandbox.testing import run_sandbox
+
+    with run_sandbox(seed=11, orders=600, dcl_orders=300) as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.conn_env().items():
+            patch.setenv(name, value)
+        yield server
+
+
+@pytest.fixture
+def ledger_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FULFILLMENT_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "l.db")})
+    )
+    return tmp_path
+
+
+def extract(conn_id: str, resource: str, tmp_path, window=DAY1) -> dict:
+    op = FulfillmentExtractOperator(task_id=f"x_{conn_id}_{resource}", conn_id=conn_id, resource=resource,
+                                    destination=str(tmp_path / "files"), window=window)  # fmt: skip
+    return op.execute({})
+
+
+def load(manifests, observed_at=None) -> dict:
+    return FulfillmentLedgerLoadOperator(
+        task_id="load", manifests=manifests, observed_at=observed_at
+    ).execute({})
+
+
+def current_states(conn_id: str, resource: str, **query) -> dict[str, str]:
+    with get_hook(conn_id) as hook:
+        return {
+            (c := hook.normalize(resource, r)).id: c.raw_status for r in hook.iter_records(resource, **query)
+        }
+
+
+def test_flatten_manifests_takes_one_a_list_or_lists_of_lists():
+    a, b, c = {"uri": "a"}, {"uri": "b"}, {"uri": "c"}
+    assert flatten_manifests(a) == [a]
+    assert flatten_manifests([a, [b, None, [c]]]) == [a, b, c]
+    with pytest.raises(ValueError, match="must be dicts"):
+        flatten_manifests("file:///x.jsonl")
+
+
+def test_loading_manifests_is_idempotent_and_dcl_and_stream_orders_give_shipments(sandbox, ledger_file):
+    ds = extract("dropstream_default", "orders", ledger_file)
+    dcl = extract("dcl_default", "orders", ledger_file)
+    stream = extract("stream_default", "orders", ledger_file)
+    first = load([[ds], [dcl, stream]], observed_at=END)
+    n_orders = ds["records"] + dcl["records"] + stream["records"]
+    assert first["orders"]["inserted"] == n_orders > 0
+    with Ledger() as ledger:
+        stored = {(o.vendor, o.id): o.raw_status for o in ledger.iter_records("orders")}
+        dcl_shipments = {s.id for s in ledger.iter_records("shipments", vendor="dcl")}
+        stream_shipments = {s.id for s in ledger.iter_records("shipments", vendor="stream")}
+        accounts = {
+            row[0]
+            for row in ledger._all("SELECT DISTINCT account FROM fulfillment_orders WHERE vendor = 'dcl'")
+        }
+    expected = {
+        ("dropstream", k): v for k, v in current_states("dropstream_default", "orders", window=DAY1).items()
+    }
+    expected |= {("stream", k): v for k, v in current_states("stream_default", "orders", window=DAY1).items()}
+    expected |= {("dcl", k): v for k, v in current_states("dcl_default", "orders", window=DAY1).items()}
+    assert stored == expected
+    assert stream_shipments == {k for (v, k) in expected if v == "stream"}
+    assert first["shipments"]["inserted"] == len(dcl_shipments) + len(stream_shipments)
+    assert accounts != {""}  # DCL records carry their account_number
+    # The same files again, and overlapping: nothing new, nothing counted twice.
+    again = load([ds, [ds, dcl], stream], observed_at=END)
+    assert again["orders"] == {"inserted": 0, "updated": 0, "unchanged": n_orders + ds["records"], "stale": 0,
+                               "state_changes": 0}  # fmt: skip
+    with Ledger() as ledger:
+        assert ledger.counts()["fulfillment_orders"] == n_orders
+
+
+def test_a_bad_manifest_fails_the_task_and_writes_nothing(sandbox, ledger_file):
+    ds = extract("dropstream_default", "orders", ledger_file)
+    broken = dict(ds, uri=ds["uri"].replace(".jsonl", "-gone.jsonl"))
+    with pytest.raises(FileNotFoundError):
+        load([ds, broken], observed_at=END)
+    with pytest.raises(AirflowFailException, match="lacks resource, vendor"):
+        load({"uri": ds["uri"]})
+    with Ledger() as ledger:
+        assert ledger.counts()["fulfillment_orders"] == 0
+
+
+def test_dropstream_capture_sees_changes_after_the_creation_window(sandbox, ledger_file):
+    load(extract("dropstream_default", "orders", ledger_file), observed_at=END)
+    with Ledger() as ledger:
+        before = ledger.open_record_ids("dropstream", "orders", "dropstream_default")
+    assert before
+    sandbox.advance("1d")
+    day2 = END + timedelta(days=1)
+    capture = FulfillmentChangeCaptureOperator(
+        task_id="capture", conn_id="dropstream_default", resource="orders", end=day2,
+        destination=str(ledger_file / "files"), lookback=timedelta(hours=6), initial_lookback=timedelta(days=1),
+    )  # fmt: skip
+    sandbox.reset_counters()
+    manifest = capture.execute({})
+    per_query = manifest["capture"]["per_query"]
+    assert {label for label in per_query if label.startswith("state=")} == {
+        f"state={s}" for s in set(before.values())
+    }
+    # One server-side state-filtered query per open state (each a session or pages: at least one request).
+    state_requests = {
+        r.params.get("state") for r in sandbox.counters().requests if r.path == "/dropstream/orders"
+    }
+    assert set(before.values()) <= state_requests
+    result = load(manifest)
+    now = current_states("dropstream_default", "orders", window=DAY1)
+    moved = {ident: now[ident] for ident, raw in before.items() if now[ident] != raw}
+    assert moved, "the sandbox clock moved nothing"
+    with Ledger() as ledger:
+        seen = {c.record_id: c.raw_status for c in ledger.state_changes(since=day2)}
+        assert {o.id: o.raw_status for o in ledger.iter_records("orders") if o.id in before} == {
+            ident: now[ident] for ident in before
+        }
+        assert ledger.get_watermark("dropstream", "orders", "dropstream_default") == day2
+    assert seen == moved
+    assert result["orders"]["state_changes"] == len(moved)
+    assert result["watermarks"] == [{"vendor": "dropstream", "resource": "orders", "conn_id": "dropstream_default",
+                                     "watermark": day2.isoformat()}]  # fmt: skip
+
+
+def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledger_file):
+    def capture(end: datetime) -> dict:
+        return FulfillmentChangeCaptureOperator(
+            task_id="capture", conn_id="dcl_default", resource="orders", end=end,
+            destination=str(ledger_file / "files"), lookback=timedelta(hours=2), initial_lookback=timedelta(days=91),
+        ).execute({})  # fmt: skip
+
+    first = capture(END)
+    assert first["window"] == {"start": DAY1[0].isoformat(), "end": END.isoformat()}
+    with Ledger() as ledger:
+        assert ledger.get_watermark("dcl", "orders", "dcl_default") is None  # not before the load
+    load(first)
+    with Ledger() as ledger:
+        before = {o.id: o.raw_status for o in ledger.iter_records("orders")}
+    assert before == current_states("dcl_default", "orders", window=DAY1,
+                                    window_field="modified_at")  # fmt: skip
+    sandbox.advance("1d")
+    day2 = END + timedelta(days=1)
+    second = capture(day2)
+    assert second["window"]["start"] == (END - timedelta(hours=2)).isoformat()
+    load(second)
+    modified = current_states(
+        "dcl_default", "orders", window=(END - timedelta(hours=2), day2), window_field="modified_at"
+    )
+    with Ledger() as ledger:
+        changed = {c.record_id: c.raw_status for c in ledger.state_changes(since=day2) if c.previous_status}
+        assert ledger.get_watermark("dcl", "orders", "dcl_default") == day2
+    assert changed == {i: raw for i, raw in modified.items() if i in before and before[i] != raw}
+    assert changed, "the sandbox clock changed no DCL order"
