@@ -92,6 +92,12 @@ def get_provider_info() -> dict:
                 "python-modules": ["airflow_provider_fulfillment.triggers.state"],
             }
         ],
+        # Buttons on task instances (the operators declare them; listed here as providers do).
+        "extra-links": [
+            "airflow_provider_fulfillment.operators.links.FulfillmentRunLink",
+            "airflow_provider_fulfillment.operators.links.ExtractOutputLink",
+            "airflow_provider_fulfillment.operators.links.ReconcileReportLink",
+        ],
         "connection-types": [
             _connection_type(
                 "dropstream",

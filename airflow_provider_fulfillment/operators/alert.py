@@ -26,6 +26,7 @@ from airflow_provider_fulfillment.models import states as state_tables
 from airflow_provider_fulfillment.models.common import STATUSES
 from airflow_provider_fulfillment.operators._format import duration
 from airflow_provider_fulfillment.operators.extract import parse_window
+from airflow_provider_fulfillment.operators.links import FulfillmentRunLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -157,6 +158,7 @@ class FulfillmentErrorStateOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("states", "window", "filters")
+    operator_extra_links = (FulfillmentRunLink(),)
     template_fields_renderers = {"filters": "json"}
     ui_color = "#fde2e1"
 

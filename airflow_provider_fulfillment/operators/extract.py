@@ -40,6 +40,7 @@ from airflow_provider_fulfillment.operators._storage import (
     to_path,
     uri_of,
 )
+from airflow_provider_fulfillment.operators.links import ExtractOutputLink
 from airflow_provider_fulfillment.windows import Window, to_aware_datetime
 
 if TYPE_CHECKING:
@@ -173,6 +174,7 @@ class FulfillmentExtractOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("filters", "destination", "window")
+    operator_extra_links = (ExtractOutputLink(),)
     template_fields_renderers = {"filters": "json"}
     ui_color = "#dff3e4"
 

@@ -64,6 +64,7 @@ from airflow_provider_fulfillment.operators._storage import (
     to_path,
     uri_of,
 )
+from airflow_provider_fulfillment.operators.links import FulfillmentRunLink, ReconcileReportLink
 from airflow_provider_fulfillment.windows import to_aware_datetime
 
 if TYPE_CHECKING:
@@ -297,6 +298,7 @@ class FulfillmentReconcileOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("orders", "shipments", "destination", "as_of")
+    operator_extra_links = (FulfillmentRunLink(), ReconcileReportLink())
     ui_color = "#fff4d6"
 
     def __init__(
