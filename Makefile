@@ -39,8 +39,9 @@ sandbox: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
+# Loopback and a login by default; UI_HOST=0.0.0.0 / UI_PORT=8081 to change; your AIRFLOW__* variables pass through.
 airflow: $(STAMP)
-	$(PY) scripts/demo.py --standalone
+	$(PY) scripts/airflow_local.py $(if $(UI_HOST),--host $(UI_HOST)) $(if $(UI_PORT),--port $(UI_PORT))
 
 bench: $(STAMP)
 	@# The http provider is installed for the HttpOperator baseline only (pinned like the rest).
@@ -49,4 +50,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .demo .bench
+	rm -rf $(VENV) .demo .bench .airflow

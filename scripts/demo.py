@@ -1,7 +1,6 @@
 """`make demo`: run every example DAG end to end against the local sandbox and summarize what happened.
 
     python scripts/demo.py               # what `make demo` runs
-    python scripts/demo.py --standalone  # what `make airflow` runs: the same setup, then `airflow standalone`
 
 Steps: wipe and recreate `.demo/` in the repository (gitignored); start the sandbox as a subprocess on a
 free loopback port (seeded, so every run sees the same world) and wait until it answers; point Airflow
@@ -538,52 +537,9 @@ def demo() -> int:
     return 0 if outcomes and all(outcome.ok for outcome in outcomes) else 1
 
 
-def standalone() -> int:
-    prepare_dirs()
-    # The world ends at today's midnight (UTC) here, so scheduled runs and manual triggers find data.
-    end = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
-    sandbox = Sandbox(LOG_DIR / "sandbox.log", DEMO_DIR / "sandbox.env", ["--end", end])
-    try:
-        say(f"Starting the sandbox (seed {SEED}, {ORDERS} orders, world ending {end}) ...")
-        sandbox.start()
-        env = airflow_env(sandbox.conn_env)
-        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"  # a local sandbox UI: no login
-        migrate(env)
-        say(f"Sandbox at {sandbox.url}; Airflow UI at http://localhost:8080 (Ctrl-C stops both).")
-        say("The example DAGs are paused: unpause one to run its latest interval, or trigger it.")
-        return run_until_interrupted([*airflow_command(), "standalone"], env)
-    finally:
-        sandbox.stop()
-
-
-def run_until_interrupted(command: list[str], env: Mapping[str, str]) -> int:
-    """Run a long-lived command in its own process group; on Ctrl-C (or SIGTERM) hand it one SIGINT,
-    which `airflow standalone` answers by stopping its components, and wait for it. Should it not
-    stop in time, its whole process group (the components it started) is terminated."""
-    process = subprocess.Popen(command, cwd=REPO, env=dict(env), start_new_session=True)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        say("\nstopping Airflow ...")
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, sig)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=10)
-                    break
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--standalone", action="store_true", help="run `airflow standalone` instead of the DAG tests"
-    )
-    args = parser.parse_args(argv)
+    parser.parse_args(argv)
 
     def stop_on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -593,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     # the commands it starts then get the default disposition back too.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return standalone() if args.standalone else demo()
+        return demo()
     except KeyboardInterrupt:
         say("\ninterrupted; the sandbox is stopped")
         return 130
