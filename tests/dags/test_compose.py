@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +145,38 @@ def test_sandbox_is_healthy_before_the_components_that_call_it(services: dict[st
         assert services[name]["depends_on"]["sandbox"] == {"condition": "service_healthy"}
 
 
-def test_dockerfile_builds_from_the_pinned_airflow_with_the_constraints() -> None:
+def dockerfile_run_scripts() -> list[str]:
+    """Each RUN instruction's shell script, continuation lines joined as Docker joins them."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    return [" ".join(line[len("RUN ") :].split()) for line in text.splitlines() if line.startswith("RUN ")]
+
+
+def test_dockerfile_builds_from_the_pinned_airflow() -> None:
     text = DOCKERFILE.read_text()
-    (base,) = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    (base,) = re.findall(r"^ARG BASE_IMAGE=(\S+)$", text, flags=re.MULTILINE)
     assert base == f"apache/airflow:{airflow_pin()}"
-    (install,) = [line for line in text.splitlines() if line.startswith("RUN pip install")]
-    assert "--no-cache-dir" in install and "-c ${FULFILLMENT_SRC}/constraints.txt" in install
+    assert re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE) == ["${BASE_IMAGE}"]
+
+
+def test_dockerfile_installs_against_airflows_constraints_for_the_image_and_moves_nothing() -> None:
+    (install,) = [script for script in dockerfile_run_scripts() if "pip install" in script]
+    # Airflow's published constraints for the image's own Airflow and Python version...
+    assert "m.version('apache-airflow')" in install and "sys.version_info[:2]" in install
+    assert "apache/airflow/constraints-${airflow_version}/constraints-${python_version}.txt" in install
+    # ...merged with ours (Airflow's pins win), Airflow itself pinned, and a before/after comparison.
+    assert "merge_constraints.py /tmp/airflow-constraints.txt ${FULFILLMENT_SRC}/constraints.txt" in install
+    assert (
+        'pip install --no-cache-dir -c /tmp/constraints.txt "apache-airflow==${airflow_version}" '
+        '"${FULFILLMENT_SRC}"'
+    ) in install
+    assert "comm -23 /tmp/before.txt /tmp/after.txt" in install and "exit 1" in install
+    syntax = subprocess.run(["bash", "-n", "-c", install], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+
+
+def test_compose_reads_real_passwords_from_a_dotenv_that_git_ignores() -> None:
+    assert ".env" in (REPO / ".gitignore").read_text().splitlines()
+    assert ".env" in COMPOSE.read_text()
 
 
 def test_no_package_index_urls_anywhere() -> None:
