@@ -8,6 +8,8 @@ failing half-way), how migrations are serialized, and how rows reach the staging
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -187,6 +189,8 @@ class PostgresDialect(Dialect):
     def __init__(self, connection: Any, open_connection: Any) -> None:
         super().__init__(connection)
         self._open = open_connection
+        # PostgresHook hands out psycopg 3 where it is installed (with SQLAlchemy 2), else psycopg2.
+        self.psycopg3 = type(connection).__module__.split(".")[0] == "psycopg"
         self._prepare(connection)
 
     @staticmethod
@@ -239,9 +243,11 @@ class PostgresDialect(Dialect):
         cursor.execute(f"ANALYZE {table}")
 
     def json_param(self, text: str | None) -> Any:
+        if text is None or not self.psycopg3:
+            return text
         from psycopg.types.json import Jsonb
 
-        return None if text is None else Jsonb(text, dumps=_already_json)
+        return Jsonb(text, dumps=_already_json)
 
     def stage(
         self,
@@ -251,6 +257,8 @@ class PostgresDialect(Dialect):
         types: Sequence[str],
         rows: Iterable[Sequence[Any]],
     ) -> int:
+        if not self.psycopg3:
+            return self._stage_csv(cursor, table, columns, rows)
         # Binary COPY: the server parses no timestamp text, about twice the rows a second of text COPY.
         count = 0
         pg_types = [_PG_TYPES[kind] for kind in types]
@@ -260,6 +268,23 @@ class PostgresDialect(Dialect):
             for row in rows:
                 write_row(row)
                 count += 1
+        return count
+
+    @staticmethod
+    def _stage_csv(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """psycopg2: CSV COPY, a chunk at a time (`\\N` is NULL, so an empty string stays one)."""
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        count = 0
+        for chunk in chunked(rows, STAGE_CHUNK):
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            for row in chunk:
+                writer.writerow(
+                    ["\\N" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in row]
+                )
+            buffer.seek(0)
+            cursor.copy_expert(statement, buffer)
+            count += len(chunk)
         return count
 
     def stream(self, query: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:

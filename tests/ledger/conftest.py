@@ -10,19 +10,51 @@ import pytest
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger_conn(request, monkeypatch, tmp_path) -> str:
     """The `fulfillment_ledger` connection pointed at a fresh SQLite file or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
+    return _define_ledger_connection(request, monkeypatch, tmp_path, request.param)
+
+
+def _define_ledger_connection(request, monkeypatch, tmp_path, backend: str) -> str:
+    if backend == "sqlite":
         body = json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")})
     else:
         server = request.getfixturevalue("postgres_server")
         body = server.connection_json(server.create_database())
     monkeypatch.setenv("AIRFLOW_CONN_FULFILLMENT_LEDGER", body)
-    return request.param
+    return backend
 
 
-@pytest.fixture
-def ledger(ledger_conn):
+class Psycopg2Hook:
+    """PostgresHook's connection as it is where psycopg 3 is not installed (Airflow images): psycopg2."""
+
+    conn_type = "postgres"
+
+    def __init__(self, body: str) -> None:
+        self.params = json.loads(body)
+
+    def get_conn(self):
+        import psycopg2
+
+        p = self.params
+        return psycopg2.connect(host=p["host"], port=p["port"], user=p["login"], dbname=p["schema"])
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-psycopg2"])
+def ledger(request, monkeypatch, tmp_path):
+    """A fresh ledger on SQLite, on PostgreSQL through PostgresHook (psycopg 3), and through psycopg2."""
+    import os
+
     from airflow_provider_fulfillment.ledger import Ledger
 
-    with Ledger() as opened:
-        assert opened.backend == ledger_conn
+    backend = _define_ledger_connection(request, monkeypatch, tmp_path, request.param.split("-")[0])
+    hook = (
+        Psycopg2Hook(os.environ["AIRFLOW_CONN_FULFILLMENT_LEDGER"])
+        if request.param.endswith("psycopg2")
+        else None
+    )
+    with Ledger(hook=hook) as opened:
+        assert opened.backend == backend
+        assert getattr(opened.dialect, "psycopg3", None) is {
+            "postgresql": True,
+            "postgresql-psycopg2": False,
+        }.get(request.param)
         yield opened
