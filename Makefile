@@ -4,10 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install test test-soak lint demo airflow bench sandbox clean
+.PHONY: help install test test-soak lint demo airflow bench bench-ledger sandbox clean
 
 help:
-	@echo "make demo | make test | make test-soak | make lint | make bench | make sandbox | make airflow"
+	@echo "make demo | make test | make test-soak | make lint | make bench | make bench-ledger | make sandbox | make airflow"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench: $(STAMP)
 	@$(VENV)/bin/uv pip install -q -p $(PY) -c constraints.txt apache-airflow-providers-http 2>/dev/null \
 		|| $(PY) -m pip install -q -c constraints.txt apache-airflow-providers-http
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# Ledger merge throughput on SQLite and PostgreSQL (a throwaway cluster): BENCH_LEDGER_ARGS="--orders 100000".
+bench-ledger: $(STAMP)
+	@bash scripts/system-deps.sh
+	$(PY) benchmarks/ledger_merge.py $(BENCH_LEDGER_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .bench .airflow

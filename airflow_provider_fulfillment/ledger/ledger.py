@@ -178,6 +178,34 @@ def _items_text(items: Sequence[LineItem]) -> str:
     return to_json(items).decode() if items else "[]"
 
 
+class _Where:
+    """A WHERE clause built from the filters a caller gave (None means "any")."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, clause: str, *params: Any) -> _Where:
+        self.clauses.append(clause)
+        self.params.extend(params)
+        return self
+
+    def equal(self, column: str, value: Any) -> _Where:
+        return self if value is None else self.add(f"{column} = ?", value)
+
+    def among(self, column: str, values: Iterable[str] | None, negate: bool = False) -> _Where:
+        if values is None:
+            return self
+        wanted = sorted(set(values))
+        if not wanted:
+            return self if negate else self.add("1 = 0")
+        return self.add(f"{column} {'NOT IN' if negate else 'IN'} ({', '.join('?' * len(wanted))})", *wanted)
+
+    @property
+    def sql(self) -> str:
+        return " WHERE " + " AND ".join(self.clauses) if self.clauses else ""
+
+
 def default_message(notification: Notification) -> str:
     return f"{notification.event}: {notification.kind} {notification.vendor}/{notification.record_id}"
 
@@ -483,26 +511,11 @@ class Ledger:
         account: str | None = None,
         conn_id: str | None = None,
     ) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if vendor is not None:
-            clauses.append("vendor = ?")
-            params.append(vendor)
-        if account is not None:
-            clauses.append("account = ?")
-            params.append(account)
-        if conn_id is not None:
-            clauses.append("conn_id = ?")
-            params.append(conn_id)
-        if statuses is not None:
-            wanted = sorted(set(statuses))
-            clauses.append(f"status IN ({', '.join('?' * len(wanted))})" if wanted else "1 = 0")
-            params.extend(wanted)
+        where = _Where().equal("vendor", vendor).equal("account", account).equal("conn_id", conn_id)
+        where.among("status", statuses)
         if open_only:
-            terminal = sorted(TERMINAL_STATUSES[kind])
-            clauses.append(f"status NOT IN ({', '.join('?' * len(terminal))})")
-            params.extend(terminal)
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+            where.among("status", TERMINAL_STATUSES[kind], negate=True)
+        return where.sql, where.params
 
     def open_record_ids(
         self, vendor: str, resource: str, conn_id: str | None = None, *, account: str | None = None
@@ -522,24 +535,15 @@ class Ledger:
     def state_changes(
         self, *, vendor: str | None = None, resource: str | None = None, since: datetime | None = None
     ) -> Iterator[StateChangeRow]:
-        clauses: list[str] = []
-        params: list[Any] = []
         dialect = self.dialect
-        if vendor is not None:
-            clauses.append("vendor = ?")
-            params.append(vendor)
-        if resource is not None:
-            clauses.append("resource = ?")
-            params.append(ledger_resource(resource))
+        where = _Where().equal("vendor", vendor).equal("resource", resource and ledger_resource(resource))
         if since is not None:
-            clauses.append("observed_at >= ?")
-            params.append(dialect.ts_param(since))
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+            where.add("observed_at >= ?", dialect.ts_param(since))
         query = (
-            f"SELECT {', '.join(_STATE_CHANGE_COLUMNS)} FROM {schema.STATE_CHANGES}{where} "
+            f"SELECT {', '.join(_STATE_CHANGE_COLUMNS)} FROM {schema.STATE_CHANGES}{where.sql} "
             "ORDER BY observed_at, vendor, resource, record_id, changed_at"
         )
-        for row in dialect.stream(query, params):
+        for row in dialect.stream(query, where.params):
             values = dict(zip(_STATE_CHANGE_COLUMNS, row, strict=True))
             values["observed_at"] = dialect.ts_value(values["observed_at"])
             values["changed_at"] = dialect.ts_value(values["changed_at"])
@@ -593,22 +597,13 @@ class Ledger:
         open_only: bool = True,
         kinds: Iterable[str] | None = None,
     ) -> list[FindingRow]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if vendor is not None:
-            clauses.append("vendor = ?")
-            params.append(vendor)
+        where = _Where().equal("vendor", vendor).among("kind", kinds)
         if open_only:
-            clauses.append("resolved_at IS NULL")
-        if kinds is not None:
-            wanted = sorted(set(kinds))
-            clauses.append(f"kind IN ({', '.join('?' * len(wanted))})" if wanted else "1 = 0")
-            params.extend(wanted)
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+            where.add("resolved_at IS NULL")
         rows = self._all(
-            f"SELECT {', '.join(_FINDING_COLUMNS)} FROM {schema.FINDINGS}{where} "
+            f"SELECT {', '.join(_FINDING_COLUMNS)} FROM {schema.FINDINGS}{where.sql} "
             "ORDER BY opened_at, vendor, kind, record_id",
-            params,
+            where.params,
         )
         return [self._finding_row(row) for row in rows]
 
@@ -810,19 +805,13 @@ class Ledger:
         self, *, vendor: str | None = None, since: datetime | None = None, limit: int = 100
     ) -> list[AlertRow]:
         """The most recent alerts first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if vendor is not None:
-            clauses.append("vendor = ?")
-            params.append(vendor)
+        where = _Where().equal("vendor", vendor)
         if since is not None:
-            clauses.append("sent_at >= ?")
-            params.append(self.dialect.ts_param(since))
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+            where.add("sent_at >= ?", self.dialect.ts_param(since))
         rows = self._all(
-            f"SELECT {', '.join(_ALERT_COLUMNS)} FROM {schema.ALERTS}{where} "
+            f"SELECT {', '.join(_ALERT_COLUMNS)} FROM {schema.ALERTS}{where.sql} "
             f"ORDER BY sent_at DESC, vendor, kind, record_id, event LIMIT {int(limit)}",
-            params,
+            where.params,
         )
         return [self._alert_row(row) for row in rows]
 
