@@ -149,8 +149,9 @@ class FulfillmentLedgerLoadOperator(BaseOperator):
     :param ledger_conn_id: the ledger's connection (SQLite or PostgreSQL; default `fulfillment_ledger`,
         and SQLite under `$AIRFLOW_HOME` when it is not defined).
     :param account: the account of records whose vendor has none (DCL records carry `account_number`).
-    :param observed_at: when the records were read, if the manifests do not say (default: each
-        file's modification time). Templated.
+    :param observed_at: when the records were read, for every manifest (default: the manifest's
+        `observed_at`, which capture manifests carry, else the file's modification time). It is
+        the version of records that carry no vendor version. Templated.
 
     Returns (XCom) ``{"orders": {...}, "shipments": {...}, "manifests", "records", "watermarks", "ledger"}``
     where each resource has ``inserted, updated, unchanged, stale, state_changes``.
@@ -344,6 +345,9 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
         final = partition_path(root, vendor, self.resource, start, end, CAPTURE_SUFFIX)
         seen: set[str] = set()
         per_query: dict[str, int] = {}
+        # When the records are read (the wall clock, as an extract file's mtime is), not `end`: a
+        # backfilled interval's end is long past, and would make these reads look older than they are.
+        observed = datetime.now(UTC)
         self.log.info(
             "Capturing %s %s changes in [%s, %s) (watermark %s, %d open in the ledger) to %s",
             vendor, self.resource, start.isoformat(), end.isoformat(),
@@ -382,7 +386,7 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
             "compression": None,
             "normalized": False,
             "conn_id": self.conn_id,
-            "observed_at": end.isoformat(),
+            "observed_at": observed.isoformat(),
             "capture": {
                 "watermark": end.isoformat(),
                 "previous_watermark": watermark.isoformat() if watermark else None,

@@ -17,6 +17,7 @@ from airflow_provider_fulfillment.operators.ledger import (
     FulfillmentLedgerLoadOperator,
     flatten_manifests,
 )
+from airflow_provider_fulfillment.windows import to_aware_datetime
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +135,8 @@ def test_dropstream_capture_sees_changes_after_the_creation_window(sandbox, ledg
         r.params.get("state") for r in sandbox.counters().requests if r.path == "/dropstream/orders"
     }
     assert set(before.values()) <= state_requests
-    result = load(manifest)
+    assert to_aware_datetime(manifest["observed_at"], "observed_at") > END  # read now, not at `end`
+    result = load(manifest, observed_at=day2)
     now = current_states("dropstream_default", "orders", window=DAY1)
     moved = {ident: now[ident] for ident, raw in before.items() if now[ident] != raw}
     assert moved, "the sandbox clock moved nothing"
@@ -161,7 +163,7 @@ def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledg
     assert first["window"] == {"start": DAY1[0].isoformat(), "end": END.isoformat()}
     with Ledger() as ledger:
         assert ledger.get_watermark("dcl", "orders", "dcl_default") is None  # not before the load
-    load(first)
+    load(first, observed_at=END)
     with Ledger() as ledger:
         before = {o.id: o.raw_status for o in ledger.iter_records("orders")}
     assert before == current_states("dcl_default", "orders", window=DAY1,
@@ -170,7 +172,7 @@ def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledg
     day2 = END + timedelta(days=1)
     second = capture(day2)
     assert second["window"]["start"] == (END - timedelta(hours=2)).isoformat()
-    load(second)
+    load(second, observed_at=day2)
     modified = current_states(
         "dcl_default", "orders", window=(END - timedelta(hours=2), day2), window_field="modified_at"
     )
