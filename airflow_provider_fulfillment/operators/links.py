@@ -18,7 +18,8 @@ from urllib.parse import quote, urlencode, urlparse
 
 from airflow.sdk import BaseOperatorLink
 
-from airflow_provider_fulfillment.plugins import NAV_ROUTE, URL_PREFIX
+from airflow_provider_fulfillment.plugins import URL_PREFIX
+from airflow_provider_fulfillment.reports.sections import fulfillment_url
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -33,9 +34,8 @@ def ui_base_url() -> str:
 
 
 def fulfillment_page_url(dag_id: str, run_id: str, base_url: str | None = None) -> str:
-    """The Fulfillment page inside the Airflow UI (nav view deep link), filtered to one DAG run."""
-    base = ui_base_url() if base_url is None else base_url.rstrip("/")
-    return f"{base}/plugin/{NAV_ROUTE}{URL_PREFIX}/?{urlencode({'dag_id': dag_id, 'run_id': run_id})}"
+    """The Fulfillment page inside the Airflow UI, filtered to one DAG run."""
+    return fulfillment_url(ui_base_url() if base_url is None else base_url, dag_id, run_id)
 
 
 def output_url(uri: str, base_url: str | None = None) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote, urlparse
@@ -21,15 +21,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from airflow_provider_fulfillment.plugins.page import render_page
-from airflow_provider_fulfillment.reports.overview import ErroredRecord, Overview, build_overview
+from airflow_provider_fulfillment.reports.ledger_view import load_overview
 from airflow_provider_fulfillment.rules.types import RunRef
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LEDGER_CONN_ID = "fulfillment_ledger"
 STATIC_DIR = Path(__file__).parent / "static"
-# State changes read for the SLA charts: this far back from the ledger's latest observation.
-SLA_LOOKBACK = timedelta(days=30)
 
 
 def ledger_conn_id() -> str:
@@ -50,37 +48,6 @@ def authenticated() -> Callable[..., Any]:
     from airflow.api_fastapi.core_api.security import requires_authenticated
 
     return requires_authenticated()
-
-
-def errored_records(ledger: Any, vendor: str | None) -> list[ErroredRecord]:
-    return [
-        ErroredRecord(record.vendor, resource, record.id, record.raw_status, record.status_since)
-        for resource in ("order", "shipment")
-        for record in ledger.iter_records(resource, vendor=vendor, statuses=["error"])
-    ]
-
-
-def load_overview(
-    ledger: Any, *, now: datetime, vendor: str | None = None, run: RunRef | None = None, days: int = 14
-) -> Overview:
-    """Read what the page shows from the ledger: every finding (for history), recent alerts, state changes."""
-    from airflow_provider_fulfillment.reports.overview import latest_observation
-
-    findings = ledger.findings(vendor=vendor, open_only=False)
-    alerts = ledger.alerts(vendor=vendor, limit=1000)
-    as_of = latest_observation(findings, alerts, [], now)
-    changes = list(ledger.state_changes(vendor=vendor, since=as_of - SLA_LOOKBACK))
-    return build_overview(
-        findings=findings,
-        alerts=alerts,
-        changes=changes,
-        errored=errored_records(ledger, vendor),
-        now=now,
-        vendors=[vendor] if vendor else None,
-        run=run,
-        days=days,
-        as_of=latest_observation(findings, alerts, changes, now),
-    )
 
 
 def request_ledger(request: Request) -> Iterator[Any]:

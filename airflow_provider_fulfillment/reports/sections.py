@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from html import escape
 from importlib.resources import files
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from airflow_provider_fulfillment.reports.charts import bar_chart, line_chart, stacked_bars
 from airflow_provider_fulfillment.reports.overview import Overview, VendorOverview, finding_age
@@ -38,6 +38,12 @@ def airflow_links(base_url: str = "") -> tuple[RunLinker, RunLinker]:
         return f"{run_url(ref)}/tasks/{quote(ref.task_id or '', safe='')}"
 
     return run_url, task_url
+
+
+def fulfillment_url(base_url: str = "", dag_id: str | None = None, run_id: str | None = None) -> str:
+    """The Fulfillment page inside the Airflow UI (a deep link into its nav view), optionally one run's."""
+    query = f"?{urlencode({'dag_id': dag_id, 'run_id': run_id})}" if dag_id and run_id else ""
+    return f"{base_url.rstrip('/')}/plugin/fulfillment/fulfillment/{query}"
 
 
 def when(moment: datetime | None) -> str:

@@ -13,7 +13,7 @@ from html import unescape
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.ledger.conftest import ledger_conn, postgres_server  # noqa: F401  (fixtures)
+from tests.ledger.conftest import ledger_conn  # noqa: F401  (a fixture)
 from tests.plugins import seed
 
 
