@@ -143,14 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = f"http://{host}:{port}"
     lines = [f"export {k}={shlex.quote(v)}" for k, v in conn_env(url, config).items()]
     summary = app.world.summary()
+    # The env file is written before anything is printed: whoever reads the printed URL may open it at once.
+    if args.env_file:
+        with open(args.env_file, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
     print(
         f"# fulfillment sandbox on {url} (seed {config.seed}: {summary['dropstream_orders']} DropStream, "
         f"{summary['dcl_orders']} DCL, {summary['stream_orders']} Stream orders; control API at {url}/_control)"
     )
     print("\n".join(lines), flush=True)
-    if args.env_file:
-        with open(args.env_file, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
     import uvicorn
 
     server = uvicorn.Server(

@@ -206,7 +206,9 @@ def airflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread
+# while it is open, and every later test that calls asyncio.run() (triggers, async hooks) would fail.
+@pytest.fixture(scope="module")
 def browser_context(airflow_server: AirflowServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Debian's Chromium (headless, fresh profile), logged in to the Airflow UI once."""
     executable = chromium_path()
