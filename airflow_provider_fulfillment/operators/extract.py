@@ -333,7 +333,19 @@ class FulfillmentExtractOperator(BaseOperator):
             progress.count, self.resource, sink.size, progress.elapsed, progress.rate(), manifest["uri"],
         )  # fmt: skip
         self._emit_asset_events(context, vendor, manifest)
+        self._lineage = (hook.settings.base_url, vendor, manifest)
         return manifest
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """For Airflow's OpenLineage listener: the vendor endpoint read, the file written (rows, bytes)."""
+        from airflow_provider_fulfillment.lineage import endpoint_dataset, file_dataset, operator_lineage
+
+        lineage = getattr(self, "_lineage", None)
+        if lineage is None:
+            return None
+        base_url, vendor, manifest = lineage
+        output = (*file_dataset(manifest["uri"]), manifest["records"], manifest["bytes"])
+        return operator_lineage([endpoint_dataset(base_url, vendor, self.resource)], [output])
 
     def _emit_asset_events(self, context: Context, vendor: str, manifest: dict[str, Any]) -> None:
         """The manifest becomes the extra of the asset event (through the alias when the vendor was unknown)."""

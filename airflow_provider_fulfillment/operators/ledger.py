@@ -24,6 +24,8 @@ from pydantic_core import to_json
 
 from airflow_provider_fulfillment.hooks import get_hook
 from airflow_provider_fulfillment.ledger import DEFAULT_CONN_ID, Ledger, LedgerRow, MergeResult
+from airflow_provider_fulfillment.ledger.schema import ORDERS, SHIPMENTS
+from airflow_provider_fulfillment.lineage import file_dataset, ledger_table_dataset, operator_lineage
 from airflow_provider_fulfillment.operators._storage import (
     JsonLinesWriter,
     atomic_write,
@@ -38,6 +40,8 @@ from airflow_provider_fulfillment.operators.alert import state_queries
 from airflow_provider_fulfillment.operators.extract import RESOURCES, closed_after
 from airflow_provider_fulfillment.rules.types import RunRef
 from airflow_provider_fulfillment.windows import to_aware_datetime
+
+TABLES = {"orders": ORDERS, "shipments": SHIPMENTS}  # the ledger table each resource is merged into
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -194,6 +198,7 @@ class FulfillmentLedgerLoadOperator(BaseOperator):
             "records": sum(int(m.get("records") or 0) for m in manifests),
         }
         with Ledger(self.ledger_conn_id) as ledger:
+            tables = {target: ledger_table_dataset(ledger.hook, TABLES[target]) for target in RESOURCES}
             for target in RESOURCES:
                 wanted = [
                     (m, seen) for m, seen in zip(manifests, observed, strict=True) if target in _targets(m)
@@ -208,7 +213,21 @@ class FulfillmentLedgerLoadOperator(BaseOperator):
             result["watermarks"] = self._advance_watermarks(ledger, manifests, run)
             result["ledger"] = ledger.backend
         self.log.info("Ledger load: %s", result)
+        written = {target: result[target]["inserted"] + result[target]["updated"] for target in RESOURCES}
+        self._lineage = (
+            [file_dataset(m["uri"]) for m in manifests],
+            [
+                (*tables[target], written[target], None)
+                for target in RESOURCES
+                if any(target in _targets(m) for m in manifests)
+            ],
+        )
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """For Airflow's OpenLineage listener: the extracted files in, the ledger tables out (rows written)."""
+        lineage = getattr(self, "_lineage", None)
+        return None if lineage is None else operator_lineage(*lineage)
 
     def _advance_watermarks(
         self, ledger: Ledger, manifests: list[dict[str, Any]], run: RunRef
