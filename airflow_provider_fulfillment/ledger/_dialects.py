@@ -70,7 +70,8 @@ class Dialect:
 
     # ---------------------------------------------------------------- transactions
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, write: bool = True) -> Iterator[Any]:
+        """One transaction; `write=False` for reads, which never wait for a writer."""
         raise NotImplementedError
         yield
 
@@ -126,9 +127,11 @@ class SqliteDialect(Dialect):
         return utc(datetime.fromisoformat(value))
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, write: bool = True) -> Iterator[Any]:
         cursor = self.connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
+        # A writer takes the lock up front (two writers queue, never deadlock mid-way); a reader
+        # reads its WAL snapshot while a load runs.
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield cursor
         except BaseException:
@@ -216,7 +219,7 @@ class PostgresDialect(Dialect):
         return text.replace("%", "%%").replace("?", "%s")
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, write: bool = True) -> Iterator[Any]:
         cursor = self.connection.cursor()
         try:
             yield cursor

@@ -291,13 +291,13 @@ class Ledger:
     # ---------------------------------------------------------------- small helpers
     def _one(self, query: str, params: Sequence[Any] = ()) -> Any:
         dialect = self.dialect
-        with dialect.transaction() as cursor:
+        with dialect.transaction(write=False) as cursor:
             cursor.execute(dialect.sql(query), tuple(params))
             return cursor.fetchone()
 
     def _all(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         dialect = self.dialect
-        with dialect.transaction() as cursor:
+        with dialect.transaction(write=False) as cursor:
             cursor.execute(dialect.sql(query), tuple(params))
             return list(cursor.fetchall())
 

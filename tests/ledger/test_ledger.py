@@ -268,3 +268,21 @@ def test_an_older_ledger_is_upgraded_in_place_and_keeps_its_data(ledger_conn, mo
     with Ledger() as reopened:  # opening again applies nothing twice
         assert reopened.schema_version() == LATEST_VERSION
         assert reopened.counts()["fulfillment_orders"] == 2
+
+
+def test_reads_do_not_wait_for_a_load_in_progress(ledger):
+    """On SQLite a reader reads its snapshot while a writer holds the lock (the UI during a load)."""
+    if ledger.backend != "sqlite":
+        pytest.skip("PostgreSQL readers never wait for writers (MVCC)")
+    ledger.merge("orders", [order("1")], observed_at=T0)
+    (path,) = [row[2] for row in ledger._all("PRAGMA database_list") if row[1] == "main"]
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM fulfillment_orders")
+    try:
+        ledger.dialect.connection.execute("PRAGMA busy_timeout = 50")  # waiting would raise, not hang
+        assert ledger.counts()["fulfillment_orders"] == 1
+        assert [f.key for f in ledger.findings()] == []
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
