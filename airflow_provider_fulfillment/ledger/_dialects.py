@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 STAGE_CHUNK = 5_000
 READ_BATCH = 2_000
 
@@ -40,6 +39,7 @@ class Dialect:
     ts: str
     json: str
     placeholder: str
+    seq_column: str  # the staging table's row number column
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -109,6 +109,8 @@ class SqliteDialect(Dialect):
     ts = "TEXT"
     json = "TEXT"
     placeholder = "?"
+    # The rowid: joining the rank table back to the staged rows is a lookup, not a temporary index.
+    seq_column = "seq INTEGER PRIMARY KEY"
 
     def __init__(self, connection: Any, open_connection: Any) -> None:
         super().__init__(connection)
@@ -116,8 +118,15 @@ class SqliteDialect(Dialect):
         prepare_sqlite(connection)
 
     def ts_param(self, value: datetime | None) -> str | None:
-        # Fixed width, always UTC: the text sorts and compares exactly like the instant.
-        return None if value is None else utc(value).strftime(_TS_FORMAT)
+        # Fixed width, always UTC ("2026-01-01T00:00:00.000000+00:00"): the text sorts and compares
+        # exactly like the instant.
+        if value is None:
+            return None
+        if value.utcoffset():  # also refuses a naive value (None)
+            value = value.astimezone(UTC)
+        elif value.tzinfo is None:
+            utc(value)
+        return value.isoformat(timespec="microseconds")
 
     def ts_value(self, value: Any) -> datetime | None:
         if value is None:
@@ -188,6 +197,7 @@ class PostgresDialect(Dialect):
     ts = "TIMESTAMPTZ"
     json = "JSONB"
     placeholder = "%s"
+    seq_column = "seq BIGINT NOT NULL"  # joined by hash; an index would only slow the COPY
 
     def __init__(self, connection: Any, open_connection: Any) -> None:
         super().__init__(connection)

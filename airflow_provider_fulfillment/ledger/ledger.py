@@ -329,7 +329,7 @@ class Ledger:
         staged = self._stage_rows(kind, rows, observed, conn_id, account)
         with dialect.transaction() as cursor:
             column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
-            dialect.create_temp_table(cursor, _STAGE, column_types + ", seq BIGINT NOT NULL")
+            dialect.create_temp_table(cursor, _STAGE, f"{column_types}, {dialect.seq_column}")
             kinds = [self._column_kind(table, name) for name in table.columns]
             count = dialect.stage(cursor, _STAGE, (*table.columns, "seq"), (*kinds, "int"), staged)
             self._step("staged")
