@@ -6,10 +6,11 @@ What it shows:
   shipments (newline-delimited JSON under `$AIRFLOW_HOME/fulfillment/vendor=dropstream/...`, written
   atomically, overwritten on a rerun), each returning a small manifest as XCom and updating an
   Airflow Asset (`fulfillment://dropstream/orders`, `.../shipments`) other DAGs can schedule on.
-- `FulfillmentReconcileOperator` joining the two extracts: late orders with no shipment, orders marked
-  shipped with no shipment, shipments of unknown orders (looked up at the vendor, since a shipment's
-  order may predate the window), items shipped that were not ordered, errored records. It writes one
-  JSON line per discrepancy next to the extracts and returns counts by kind.
+- `FulfillmentReconcileOperator` in its file mode, over the two extracts: late orders with no
+  shipment, orders marked shipped with no shipment, shipments of orders not in the files, items
+  shipped that were not ordered, errored records. It writes one JSON line per finding next to the
+  extracts and returns counts by kind. (Without a ledger there is no lifecycle: see
+  `fulfillment_daily_ledger.py` for findings that open once and resolve.)
 - `FulfillmentErrorStateOperator` asking DropStream for orders and shipments in errored states, in soft
   mode with a notifier (`fulfillment_alerts.FulfillmentAlertNotifier`) on success and on failure: the
   alert leaves Airflow while the run stays green. With `soft=False` the task fails instead (retries
@@ -70,8 +71,6 @@ with DAG(
         orders=extract_orders.output,
         shipments=extract_shipments.output,
         ship_deadline=timedelta(days=2),  # for orders without a requested ship date
-        orphans="lookup",  # ask DropStream about shipments whose order is not in the window
-        conn_id=CONN_ID,
         # fail_on={"item_mismatch": 0, "orphan_shipment": 0},  # turn counts into a failed task
     )
     alert_errored_orders = FulfillmentErrorStateOperator(

@@ -430,7 +430,7 @@ def print_summary(outcomes: list[Outcome], sandbox: Sandbox, elapsed: float) -> 
     for dag_id, summary in summaries:
         say(
             f"  {dag_id}: {summary['orders_read']} orders and {summary['shipments_read']} shipments, "
-            f"as of {short_time(summary.get('as_of'))}: {summary['records']} discrepancies"
+            f"as of {short_time(summary.get('as_of'))}: {summary['open']} findings"
         )
         for kind, count in summary["counts"].items():
             say(f"    {kind:<26}{count:>6}")

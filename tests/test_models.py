@@ -355,25 +355,33 @@ def test_dropstream_order_to_common() -> None:
         created_at=utc(2022, 10, 3, 4, 28, 20),
         ordered_at=utc(2022, 11, 29, 3, 20, 18),
         ship_by=utc(2022, 10, 5, 1, 43, 7),
-        items=[LineItem(sku="RDSHRT-123"), LineItem(sku="BLSCKS-456")],
+        items=[
+            LineItem(line_id="4403098091556", sku="RDSHRT-123"),
+            LineItem(line_id="4403098091557", sku="BLSCKS-456"),
+        ],
     )
 
 
-def test_dropstream_order_items_with_ids_and_quantities() -> None:
+def test_dropstream_order_items_use_only_documented_fields() -> None:
+    """Undocumented item `id`/`quantity` are kept as extras, never read into the normalized items."""
     order = DropStreamOrder.model_validate(
         {
             "id": 97721881,
             "fulfillment_state": "error_sending_to_warehouse",
-            "order_items": [{"id": 270322009, "sku": "A", "quantity": 2}, {"id": 270322010, "sku": "B"}],
+            "order_items": [
+                {"id": 270322009, "sku": "A", "quantity": 2, "external_order_item_id": "4403098091556"},
+                {"sku": "B"},
+            ],
         }
     )
     common = order.to_common()
     assert common.status == "error" and common.raw_status == "error_sending_to_warehouse"
     assert common.number is None and common.status_since is None
-    assert common.items == [
-        LineItem(line_id="270322009", sku="A", quantity=Decimal(2)),
-        LineItem(line_id="270322010", sku="B", quantity=None),
-    ]
+    assert common.items == [LineItem(line_id="4403098091556", sku="A"), LineItem(sku="B")]
+    assert order.order_items is not None and order.order_items[0].model_extra == {
+        "id": 270322009,
+        "quantity": 2,
+    }
 
 
 def test_dropstream_shipment_to_common() -> None:

@@ -20,6 +20,8 @@ FINDINGS = "fulfillment_findings"
 ALERTS = "fulfillment_alerts"
 WATERMARKS = "fulfillment_watermarks"
 TABLES = (ORDERS, SHIPMENTS, STATE_CHANGES, FINDINGS, ALERTS, WATERMARKS)
+# Derived, rewritten by each SLA run (rules.sla); for BI tools, not part of the record.
+SLA = "fulfillment_sla"
 
 
 @dataclass(frozen=True)
@@ -146,10 +148,29 @@ _V3_READ_PATHS = (
     f"CREATE INDEX fulfillment_alerts_sent ON {ALERTS} (sent_at)",
 )
 
+_V4_SLA = (
+    f"""CREATE TABLE {SLA} (
+        vendor TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        open_count INTEGER NOT NULL,
+        p50_seconds BIGINT,
+        p90_seconds BIGINT,
+        max_seconds BIGINT,
+        computed_at {{ts}} NOT NULL,
+        dag_id TEXT,
+        run_id TEXT,
+        PRIMARY KEY (vendor, metric, kind, bucket)
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "records, state changes and watermarks", _V1_RECORDS),
     Migration(2, "findings and alerts with their lifecycle", _V2_LIFECYCLE),
     Migration(3, "indexes for open records, recent changes and open findings", _V3_READ_PATHS),
+    Migration(4, "SLA figures for BI tools (rules.sla)", _V4_SLA),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

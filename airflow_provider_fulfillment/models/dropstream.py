@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import Field
 
 from airflow_provider_fulfillment.models._types import (
-    DecimalNumber,
     DecimalStr,
     DropStreamDateTime,
     OptionalBool,
@@ -50,14 +49,16 @@ class DropStreamAddress(VendorModel):
 
 
 class DropStreamOrderItem(VendorModel):
-    """An order line. ``id`` is not in the docs' schema but is sent: shipments point at it."""
+    """An order line, as documented: no item id and no quantity (undocumented fields are kept as extras).
 
-    id: OptionalInt = None
+    Its line id is the documented ``external_order_item_id``; a shipment's ``order_items`` are bare
+    ``{"id"}`` references that no documented item field matches, so reconciliation compares only
+    the number of distinct items (see ``rules.reconcile``).
+    """
+
     name: str | None = None
     sku: str | None = None
     upc: str | None = None
-    # Not documented either; taken when sent (the sandbox does), else the item has no quantity.
-    quantity: DecimalNumber = None
     unit_price: DecimalStr = None
     unit_cost: DecimalStr = None
     weight: DecimalStr = None
@@ -79,9 +80,7 @@ class DropStreamOrderItem(VendorModel):
     custom: dict[str, Any] | None = None
 
     def to_line_item(self) -> LineItem:
-        return LineItem(
-            line_id=None if self.id is None else str(self.id), sku=self.sku, quantity=self.quantity
-        )
+        return LineItem(line_id=self.external_order_item_id, sku=self.sku)
 
 
 class DropStreamOrder(VendorModel):
@@ -165,10 +164,9 @@ class DropStreamOrder(VendorModel):
 
 
 class DropStreamShipmentItem(VendorModel):
-    """A shipment's reference to an order item: ``{"id": 270322009}``."""
+    """A shipment's reference to an order item: ``{"id": 270322009}`` (all the docs show)."""
 
     id: OptionalInt = None
-    quantity: DecimalNumber = None  # not documented; taken when sent
 
 
 class DropStreamShipment(VendorModel):
@@ -201,8 +199,7 @@ class DropStreamShipment(VendorModel):
             shipped_at=self.shipped_at,
             expected_delivery_at=self.expected_delivery_date,
             items=[
-                LineItem(line_id=None if item.id is None else str(item.id), quantity=item.quantity)
-                for item in self.order_items or ()
+                LineItem(line_id=None if item.id is None else str(item.id)) for item in self.order_items or ()
             ],
         )
 

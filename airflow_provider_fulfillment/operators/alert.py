@@ -1,4 +1,16 @@
-"""`FulfillmentErrorStateOperator`: alerting on orders or shipments that sit in errored states.
+"""Alerting: `FulfillmentAlertOperator` (from the ledger, with a lifecycle) and the stateless
+`FulfillmentErrorStateOperator`.
+
+`FulfillmentAlertOperator` reads the findings reconciliation keeps in the ledger and the alerts
+already sent, and notifies what is due (`rules.alerts`): `opened` once per finding episode,
+`reminder` every `reminder_every` while it stays open, `resolved` once. It records each in
+`fulfillment_alerts` before failing, so a retry or a rerun never notifies twice. One digest
+(counts plus the oldest few) is the message, not a wall of ids. In hard mode (the default) the
+task fails with the digest when anything at or above `fail_on_severity` opened or is reminded,
+so the DAG's notifiers and `on_failure_callback` fire; in soft mode it returns the digest.
+
+`FulfillmentErrorStateOperator` is the stateless variant: it asks the vendor, now, for the records
+in errored states and fails listing them, every run, whether or not they were reported before.
 
 It asks the vendor for exactly those records (one query per raw state, with the vendor's own state
 filter: DropStream `state=`, Stream `status=`, DCL `filter=order_stage eq N`), so it reads a handful of
@@ -27,6 +39,20 @@ from airflow_provider_fulfillment.models.common import STATUSES
 from airflow_provider_fulfillment.operators._format import duration
 from airflow_provider_fulfillment.operators.extract import parse_window
 from airflow_provider_fulfillment.operators.links import FulfillmentRunLink
+from airflow_provider_fulfillment.operators.reconcile import (
+    DEFAULT_LEDGER_CONN_ID,
+    VENDORS,
+    as_of_from,
+    run_ref,
+)
+from airflow_provider_fulfillment.rules.alerts import (
+    SEVERITY_RANK,
+    AlertPolicy,
+    digest,
+    due_notifications,
+    message,
+)
+from airflow_provider_fulfillment.rules.types import FINDING_KINDS, Notification
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -135,6 +161,9 @@ def _label(resource: str, entry: Mapping[str, Any]) -> str:
 
 class FulfillmentErrorStateOperator(BaseOperator):
     """Find the orders or shipments in errored states and fail with a list a person can act on.
+
+    Stateless: it reports what is errored at this moment, every run. For alerts that open once,
+    remind and resolve, use `FulfillmentAlertOperator` on the ledger.
 
     :param conn_id: a `dropstream`, `dcl` or `stream` connection.
     :param resource: "orders" or "shipments".
@@ -313,4 +342,133 @@ class FulfillmentErrorStateOperator(BaseOperator):
         return report
 
 
-__all__ = ["FulfillmentErrorStateOperator", "error_states", "resolve_states", "state_queries"]
+def _notification_json(notification: Notification) -> dict[str, Any]:
+    return {
+        "vendor": notification.vendor,
+        "kind": notification.kind,
+        "record_id": notification.record_id,
+        "event": notification.event,
+        "severity": notification.severity,
+        "episode": notification.episode.isoformat(),
+        "message": message(notification),
+    }
+
+
+class FulfillmentAlertOperator(BaseOperator):
+    """Notify the findings in the ledger once when they open, at an interval while open, once when resolved.
+
+    :param ledger_conn_id: the ledger's connection.
+    :param vendors: vendors alerted on (default all three).
+    :param kinds: finding kinds alerted on (default all).
+    :param reminder_every: interval of reminders while a finding stays open; None: never remind.
+    :param min_age: `{kind or "*": timedelta}`: notify only causes older than this.
+    :param min_severity: never notify below it ("info", "warning", "critical").
+    :param escalate_after: `{kind or "*": timedelta}`: an open finding older than this is critical.
+    :param soft: return the digest instead of failing.
+    :param fail_on_severity: hard mode fails when an opened or reminded notification is at least this.
+    :param oldest: records named per group in the digest.
+    :param resolved_within: resolved findings looked at (for their `resolved` notice) if they
+        resolved this recently.
+    :param as_of: when "now" is (default: the run's data interval end, so a rerun sends nothing new).
+
+    Returns (XCom; also pushed under key "alerts" before failing): ``{"as_of", "opened", "reminder",
+    "resolved", "digest", "notifications": [first 50]}``.
+    """
+
+    template_fields: Sequence[str] = ("as_of",)
+    operator_extra_links = (FulfillmentRunLink(),)
+    ui_color = "#fde2e1"
+
+    def __init__(
+        self,
+        *,
+        ledger_conn_id: str = DEFAULT_LEDGER_CONN_ID,
+        vendors: Iterable[str] = VENDORS,
+        kinds: Iterable[str] = FINDING_KINDS,
+        reminder_every: timedelta | None = timedelta(days=1),
+        min_age: Mapping[str, timedelta] | None = None,
+        min_severity: str = "info",
+        escalate_after: Mapping[str, timedelta] | None = None,
+        soft: bool = False,
+        fail_on_severity: str = "warning",
+        oldest: int = 5,
+        resolved_within: timedelta = timedelta(days=7),
+        as_of: datetime | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.policy = AlertPolicy(
+            reminder_every=reminder_every,
+            min_age=dict(min_age or {}),
+            min_severity=min_severity,  # type: ignore[arg-type]
+            escalate_after=dict(escalate_after or {}),
+        )
+        if fail_on_severity not in SEVERITY_RANK:
+            raise ValueError(
+                f"fail_on_severity must be one of {', '.join(SEVERITY_RANK)}, got {fail_on_severity!r}"
+            )
+        unknown = sorted(set(kinds) - set(FINDING_KINDS))
+        if unknown:
+            raise ValueError(f"kinds: unknown {', '.join(unknown)}; known: {', '.join(FINDING_KINDS)}")
+        if oldest < 1:
+            raise ValueError("oldest must be at least 1")
+        self.ledger_conn_id = ledger_conn_id
+        self.vendors = tuple(vendors)
+        self.kinds = tuple(kinds)
+        self.soft = soft
+        self.fail_on_severity = fail_on_severity
+        self.oldest = oldest
+        self.resolved_within = resolved_within
+        self.as_of = as_of
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_fulfillment.ledger import Ledger
+
+        now = as_of_from(self.as_of, context, self.task_id)
+        run = run_ref(context)
+        with Ledger(self.ledger_conn_id) as ledger:
+            rows = [
+                row
+                for row in ledger.findings(open_only=False, kinds=self.kinds)
+                if row.vendor in self.vendors
+                and (
+                    row.is_open
+                    or (row.resolved_at is not None and now - row.resolved_at <= self.resolved_within)
+                )
+            ]
+            sent = ledger.alerts_for(row.key for row in rows)
+            due = due_notifications(rows, sent, now=now, policy=self.policy)
+            recorded = {
+                (a.vendor, a.kind, a.record_id, a.event)
+                for a in ledger.record_alerts(due, sent_at=now, run=run, message_of=message)
+            }
+        notified = [n for n in due if (*n.finding_key, n.event) in recorded]
+        text = digest(notified, oldest=self.oldest)
+        counts = {
+            event: sum(n.event == event for n in notified) for event in ("opened", "reminder", "resolved")
+        }
+        summary = {
+            "as_of": now.isoformat(),
+            **counts,
+            "digest": text,
+            "notifications": [_notification_json(n) for n in notified[:50]],
+        }
+        self.log.info("%s", text)
+        loud = [
+            n
+            for n in notified
+            if n.event != "resolved" and SEVERITY_RANK[n.severity] >= SEVERITY_RANK[self.fail_on_severity]
+        ]
+        if loud and not self.soft:
+            context["ti"].xcom_push(key="alerts", value=summary)
+            raise AirflowFailException(text)
+        return summary
+
+
+__all__ = [
+    "FulfillmentAlertOperator",
+    "FulfillmentErrorStateOperator",
+    "error_states",
+    "resolve_states",
+    "state_queries",
+]

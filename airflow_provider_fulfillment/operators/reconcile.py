@@ -1,41 +1,19 @@
-"""`FulfillmentReconcileOperator`: join extracted orders and shipments and write what does not add up.
+"""`FulfillmentReconcileOperator`: reconcile orders and shipments, and keep the findings' lifecycle.
 
-How, and why:
+The rules are `rules.reconcile` (pure); this operator only feeds them and stores what they find.
 
-- Streaming, with memory bounded by the shipments' index: shipments are read first into an index
-  `(vendor, order id) → [(shipment id, tracking numbers, status, items)]` (small per shipment), then
-  orders are streamed past it one by one and never kept. Finally the shipments no order claimed are
-  the orphans.
-- Inputs are what `FulfillmentExtractOperator` returns (manifests) or the URIs of extracted files —
-  raw vendor records (of one vendor, read through that vendor's model and `to_common()`) or
-  normalized `common` records (of any vendors: the join key includes the vendor).
-- One discrepancy record per finding, every record with the same keys: `kind`, `vendor`, ids,
-  states, `since`, `deadline`, `age_seconds`, `detail` (a sentence), `lines` (for item mismatches).
-  They are written as JSON lines next to the inputs (atomically, like extracts), and the summary (counts
-  by kind, uri) goes to XCom. `fail_on` thresholds turn counts into a failed task.
+- **From the ledger** (the default): every order and shipment the ledger holds for `vendors`,
+  streamed from `ledger_conn_id`, are reconciled as of the run's data interval end. The findings
+  are synced into `fulfillment_findings`: new ones open, those still true stay open (their
+  `last_seen_at` moves), and open ones no longer found resolve. So a late order stays late across
+  any number of runs until it ships, whatever window the extractions read.
+- **From extracted files** (`orders=` and `shipments=`: manifests of `FulfillmentExtractOperator`
+  or URIs): the same rules over one window's files, written as JSON lines next to the inputs. No
+  lifecycle: a window does not say a finding outside it went away. Kept for pipelines without
+  a ledger.
 
-Kinds:
-
-- `late_unshipped`: an open order (pending/processing, not closed) with no shipment whose deadline —
-  its ship-by date, else creation + `ship_deadline` — is before `as_of`. Errored orders are reported
-  as `errored_order` instead (with `late: true` in `detail`), not twice.
-- `shipped_without_shipment`: an order whose status says shipped/delivered, with no shipment.
-- `orphan_shipment`: a shipment whose order is not among the orders read. An extract of orders covers
-  a window, and a shipment's order may simply predate it: `orphans="report"` (default) reports every
-  such shipment and suits inputs that cover all the orders the shipments can refer to (e.g. an orders
-  extract with a longer lookback); `orphans="lookup"` asks the vendor (`conn_id`) about each unknown
-  order and reports only those it does not know; `orphans="ignore"` skips the check.
-- `item_mismatch`: a shipment lists an item that is not on its order (by line id, or by SKU when
-  the vendor gives no line ids), or — where the vendor gives quantities on both sides — more shipped
-  than ordered on a line, or less once the order says it is shipped/delivered.
-- `errored_order`, `errored_shipment`: records whose normalized status is `error`.
-
-Every finding about an order says `late`: no shipment has left, the order is not closed, and its
-deadline is before `as_of` (so `late_unshipped` ∪ the late `errored_order` / `shipped_without_shipment`
-findings are all the orders unshipped past their deadline).
-
-A record with no shipment counts as shipped only through shipments that left (status shipped,
-delivered or error); a Stream order is its own shipment, which counts once it is in transit.
+Returns a small summary (XCom): counts per kind, and what opened and resolved (the first few keys).
+`fail_on` thresholds turn open counts into a failed task.
 """
 
 from __future__ import annotations
@@ -43,15 +21,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_fulfillment.operators._format import duration
 from airflow_provider_fulfillment.operators._storage import (
     JsonLinesWriter,
     atomic_write,
@@ -65,28 +41,17 @@ from airflow_provider_fulfillment.operators._storage import (
     uri_of,
 )
 from airflow_provider_fulfillment.operators.links import FulfillmentRunLink, ReconcileReportLink
+from airflow_provider_fulfillment.rules.reconcile import CLOSED_STATES, ReconcilePolicy, reconcile
+from airflow_provider_fulfillment.rules.types import FINDING_KINDS, Finding, FindingRow, RunRef
 from airflow_provider_fulfillment.windows import to_aware_datetime
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_fulfillment.models.common import Order, Shipment
-
-KINDS: tuple[str, ...] = (
-    "late_unshipped",
-    "shipped_without_shipment",
-    "orphan_shipment",
-    "item_mismatch",
-    "errored_order",
-    "errored_shipment",
-)
-ORPHAN_MODES = ("report", "lookup", "ignore")
-# Raw states that close an order without it ever shipping, though their normalized status is not
-# `canceled` (DropStream `bundled`/`split`: merged into, or split into, other orders that ship instead).
-DEFAULT_CLOSED_STATES: Mapping[str, frozenset[str]] = {"dropstream": frozenset({"bundled", "split"})}
-_LEFT = frozenset({"shipped", "delivered", "error"})  # shipment statuses that mean it left the warehouse
-_OPEN = frozenset({"pending", "processing"})
-_DONE = frozenset({"shipped", "delivered"})
+KINDS: tuple[str, ...] = FINDING_KINDS
+VENDORS: tuple[str, ...] = ("dropstream", "dcl", "stream")
+DEFAULT_LEDGER_CONN_ID = "fulfillment_ledger"
+SHOWN = 20  # keys listed per delta in the XCom summary
 
 
 # --------------------------------------------------------------------------- inputs
@@ -236,65 +201,55 @@ def _to_common(vendor: str, resource: str) -> Any:
     return lambda record: record.to_common()
 
 
-# --------------------------------------------------------------------------- the index
+def finding_json(finding: Finding) -> dict[str, Any]:
+    """A finding as one JSON object (files, XCom)."""
+    data = asdict(finding)
+    data["since"] = None if finding.since is None else finding.since.isoformat()
+    return data
 
 
-@dataclass(slots=True)
-class ShipmentFacts:
-    """What the join needs of one shipment (nothing else is kept)."""
-
-    id: str
-    tracking_numbers: tuple[str, ...]
-    status: str
-    raw_status: str
-    when: datetime | None
-    items: tuple[tuple[str | None, str | None, Decimal | None], ...]  # (line_id, sku, quantity)
-    self_shipment: bool  # a Stream order is its own shipment
+def run_ref(context: Context | Mapping[str, Any]) -> RunRef:
+    """Which run and task did this, for the ledger's *_by columns."""
+    ti = context.get("ti")
+    dag_run = context.get("dag_run")
+    return RunRef(
+        dag_id=getattr(ti, "dag_id", None),
+        run_id=getattr(dag_run, "run_id", None) or getattr(ti, "run_id", None),
+        task_id=getattr(ti, "task_id", None),
+    )
 
 
-@dataclass(slots=True)
-class OrderShipments:
-    shipments: list[ShipmentFacts] = field(default_factory=list)
-    matched: bool = False
-
-    @property
-    def left(self) -> bool:
-        return any(shipment.status in _LEFT for shipment in self.shipments)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+def as_of_from(value: datetime | str | None, context: Context | Mapping[str, Any], task_id: str) -> datetime:
+    """The moment rules measure at: `value` if given, else the data interval end (reruns agree), else now."""
+    try:
+        if value not in (None, ""):
+            return to_aware_datetime(value, "as_of")
+        end = context.get("data_interval_end")
+        return to_aware_datetime(end, "data_interval_end") if end is not None else datetime.now(UTC)
+    except ValueError as error:
+        raise AirflowFailException(f"{task_id}: {error}") from None
 
 
-def _number(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
+def _keys(rows: Sequence[FindingRow]) -> list[list[str]]:
+    return [list(row.key) for row in rows[:SHOWN]]
 
 
 class FulfillmentReconcileOperator(BaseOperator):
-    """Join extracted orders and shipments; write the discrepancies; fail past thresholds.
+    """Reconcile orders with shipments (from the ledger, or from extracted files) and store the findings.
 
-    :param orders: manifest(s) of `FulfillmentExtractOperator` (e.g. `extract_orders.output`) or
-        URI(s) of extracted order files; a list for several intervals or vendors. Templated.
-    :param shipments: the same for shipments. Templated.
-    :param destination: root folder for the discrepancies file (default: the root of the first orders
-        input, i.e. next to the extracts). The file goes to
-        `<root>/vendor=<v>/resource=discrepancies/date=<d>/<start>_<end>.jsonl` (the orders' window;
-        `vendor=multi` for several vendors). Templated.
-    :param destination_conn_id: Airflow connection for object-store inputs and output.
+    :param ledger_conn_id: the ledger's connection (SQLite or PostgreSQL through common.sql).
+    :param vendors: the vendors reconciled from the ledger (default: all three). Findings of these
+        vendors that no longer hold are resolved.
+    :param orders: extracted order files (manifests or URIs, or lists of them) to reconcile instead
+        of the ledger; needs `shipments` too. Templated.
+    :param shipments: extracted shipment files, with `orders`. Templated.
+    :param destination: file mode: root folder of the findings file (default: next to the inputs).
+    :param destination_conn_id: file mode: the connection for object-store inputs and output.
     :param ship_deadline: for orders without a ship-by date, how long after creation they must ship.
-    :param as_of: the moment deadlines and ages are measured at (datetime or ISO string; templated).
-        Default: the run's data interval end (so reruns agree), else now.
-    :param fail_on: `{kind: threshold}` (and/or `"total"`): fail when a count exceeds its threshold.
-        Default: never fail on counts.
-    :param orphans: "report", "lookup" (ask the vendor about unknown orders; needs `conn_id`) or
-        "ignore"; see the module docstring.
-    :param conn_id: the vendor connection for `orphans="lookup"`.
-    :param max_lookups: at most this many orders looked up; orphans beyond are reported unverified.
-    :param closed_states: per vendor, raw order states that close an order without shipping (never late).
-
-    Returns (XCom; also pushed under key "summary" before failing): ``{"uri", "records", "counts":
-    {kind: n}, "orders_read", "shipments_read", "vendors", "as_of", "ship_deadline_seconds",
-    "orphans", "bytes", "sha256", "inputs": {"orders": [uri], "shipments": [uri]}}``.
+    :param as_of: when deadlines are measured (datetime or ISO string; templated). Default: the
+        run's data interval end, else now.
+    :param fail_on: `{kind: n}` (and/or `"total"`): fail when more than n are open. Default: never.
+    :param closed_states: per vendor, raw order states that close an order without shipping.
     """
 
     template_fields: Sequence[str] = ("orders", "shipments", "destination", "as_of")
@@ -304,26 +259,27 @@ class FulfillmentReconcileOperator(BaseOperator):
     def __init__(
         self,
         *,
-        orders: Any,
-        shipments: Any,
+        ledger_conn_id: str = DEFAULT_LEDGER_CONN_ID,
+        vendors: Iterable[str] = VENDORS,
+        orders: Any = None,
+        shipments: Any = None,
         destination: ObjectStoragePath | str | None = None,
         destination_conn_id: str | None = None,
         ship_deadline: timedelta = timedelta(days=2),
         as_of: datetime | str | None = None,
         fail_on: Mapping[str, int] | None = None,
-        orphans: Literal["report", "lookup", "ignore"] = "report",
-        conn_id: str | None = None,
-        max_lookups: int = 1000,
         closed_states: Mapping[str, Iterable[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(ship_deadline, timedelta) or ship_deadline < timedelta(0):
             raise ValueError(f"ship_deadline must be a non-negative timedelta, got {ship_deadline!r}")
-        if orphans not in ORPHAN_MODES:
-            raise ValueError(f"orphans must be one of {', '.join(ORPHAN_MODES)}, got {orphans!r}")
-        if orphans == "lookup" and not conn_id:
-            raise ValueError("orphans='lookup' needs conn_id (the vendor connection to ask)")
+        if (orders is None) != (shipments is None):
+            raise ValueError("give both orders= and shipments= (extracted files), or neither (the ledger)")
+        self.vendors = tuple(vendors)
+        unknown_vendors = sorted(set(self.vendors) - set(VENDORS))
+        if not self.vendors or unknown_vendors:
+            raise ValueError(f"vendors must be among {', '.join(VENDORS)}, got {list(self.vendors)!r}")
         unknown = sorted(set(fail_on or {}) - {*KINDS, "total"})
         if unknown:
             raise ValueError(
@@ -332,6 +288,7 @@ class FulfillmentReconcileOperator(BaseOperator):
         for kind, threshold in (fail_on or {}).items():
             if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
                 raise ValueError(f"fail_on[{kind!r}] must be a non-negative integer, got {threshold!r}")
+        self.ledger_conn_id = ledger_conn_id
         self.orders = orders
         self.shipments = shipments
         self.destination = destination
@@ -339,23 +296,90 @@ class FulfillmentReconcileOperator(BaseOperator):
         self.ship_deadline = ship_deadline
         self.as_of = as_of
         self.fail_on = dict(fail_on or {})
-        self.orphans = orphans
-        self.conn_id = conn_id
-        self.max_lookups = max_lookups
-        source_states = DEFAULT_CLOSED_STATES if closed_states is None else closed_states
-        self.closed_states = {vendor: frozenset(raws) for vendor, raws in source_states.items()}
+        states = CLOSED_STATES if closed_states is None else closed_states
+        self.closed_states = {vendor: frozenset(raws) for vendor, raws in states.items()}
 
-    # -------------------------------------------------------------------------------------
-    def _as_of(self, context: Context) -> datetime:
-        try:
-            if self.as_of not in (None, ""):
-                return to_aware_datetime(self.as_of, "as_of")
-        except ValueError as error:
-            raise AirflowFailException(f"{self.task_id}: {error}") from None
-        end = context.get("data_interval_end")
-        return to_aware_datetime(end, "data_interval_end") if end is not None else datetime.now(UTC)
+    @property
+    def policy(self) -> ReconcilePolicy:
+        return ReconcilePolicy(ship_deadline=self.ship_deadline, closed_states=self.closed_states)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        as_of = as_of_from(self.as_of, context, self.task_id)
+        if self.orders is not None:
+            summary = self._from_files(as_of)
+        else:
+            summary = self._from_ledger(as_of, run_ref(context))
+        exceeded = []
+        for kind, limit in self.fail_on.items():
+            count = summary["open"] if kind == "total" else summary["counts"][kind]
+            if count > limit:
+                exceeded.append(f"{kind} {count} > {limit}")
+        if exceeded:
+            context["ti"].xcom_push(key="summary", value=summary)
+            raise AirflowFailException(
+                f"reconciliation found more than allowed: {', '.join(exceeded)} "
+                f"(open: {', '.join(f'{k} {n}' for k, n in summary['counts'].items() if n)})"
+            )
+        return summary
+
+    # ------------------------------------------------------------------------ the ledger
+    def _from_ledger(self, as_of: datetime, run: RunRef) -> dict[str, Any]:
+        from airflow_provider_fulfillment.ledger import Ledger
+
+        read = {"orders": 0, "shipments": 0}
+
+        def stream(resource: str) -> Iterator[Any]:
+            for vendor in self.vendors:
+                for record in ledger.iter_records(resource, vendor=vendor):
+                    read[resource] += 1
+                    yield record
+
+        with Ledger(self.ledger_conn_id) as ledger:
+            self.log.info(
+                "Reconciling %s from the ledger (%s, %s) as of %s",
+                ", ".join(self.vendors),
+                self.ledger_conn_id,
+                ledger.backend,
+                as_of.isoformat(),
+            )
+            findings = reconcile(stream("orders"), stream("shipments"), as_of=as_of, policy=self.policy)
+            delta = ledger.sync_findings(findings, vendors=self.vendors, kinds=KINDS, now=as_of, run=run)
+        counts = dict.fromkeys(KINDS, 0)
+        for finding in findings:
+            counts[finding.kind] += 1
+        summary = {
+            "source": "ledger",
+            "as_of": as_of.isoformat(),
+            "vendors": list(self.vendors),
+            "orders_read": read["orders"],
+            "shipments_read": read["shipments"],
+            "open": len(findings),
+            "counts": counts,
+            "opened": len(delta.opened),
+            "still_open": len(delta.still_open),
+            "resolved": len(delta.resolved),
+            "opened_keys": _keys(delta.opened),
+            "resolved_keys": _keys(delta.resolved),
+        }
+        self.log.info(
+            "Read %d orders and %d shipments: %d findings open (%s); %d opened, %d still open, %d resolved",
+            read["orders"],
+            read["shipments"],
+            len(findings),
+            ", ".join(f"{kind} {n}" for kind, n in counts.items() if n) or "none",
+            len(delta.opened),
+            len(delta.still_open),
+            len(delta.resolved),
+        )
+        for label, rows in (("Opened", delta.opened), ("Resolved", delta.resolved)):
+            for row in rows[:SHOWN]:
+                self.log.info(
+                    "%s: %s %s %s: %s", label, row.vendor, row.kind, row.record_id, row.details.get("summary")
+                )
+        return summary
+
+    # ------------------------------------------------------------------------ files
+    def _from_files(self, as_of: datetime) -> dict[str, Any]:
         try:
             order_sources = [resolve(s) for s in sources(self.orders, "orders", self.destination_conn_id)]
             shipment_sources = [
@@ -363,30 +387,53 @@ class FulfillmentReconcileOperator(BaseOperator):
             ]
         except (ValueError, FileNotFoundError) as error:
             raise AirflowFailException(f"{self.task_id}: {error}") from None
-        as_of = self._as_of(context)
+        read = {"orders": 0, "shipments": 0}
+        vendors: set[str] = set()
+
+        def stream(found: list[Source], resource: str) -> Iterator[Any]:
+            for source in found:
+                for record in read_common(source):
+                    read[resource] += 1
+                    vendors.add(record.vendor)
+                    yield record
+
         final = self._output_path(order_sources, shipment_sources, as_of)
-        self.log.info(
-            "Reconciling %d order file(s) with %d shipment file(s) as of %s into %s",
-            len(order_sources), len(shipment_sources), as_of.isoformat(), uri_of(final),
-        )  # fmt: skip
-        counts = dict.fromkeys(KINDS, 0)
-        stats = {"orders_read": 0, "shipments_read": 0, "vendors": set()}
+        try:
+            findings = reconcile(
+                stream(order_sources, "orders"),
+                stream(shipment_sources, "shipments"),
+                as_of=as_of,
+                policy=self.policy,
+            )
+        except ValueError as error:
+            raise AirflowFailException(f"{self.task_id}: {error}") from None
         with atomic_write(final) as sink:
             writer = JsonLinesWriter(sink)
-            for finding in self._reconcile(order_sources, shipment_sources, as_of, stats):
-                counts[finding["kind"]] += 1
-                writer.write_line(json.dumps(finding, separators=(",", ":"), ensure_ascii=False))
+            for finding in findings:
+                writer.write_line(
+                    json.dumps(finding_json(finding), separators=(",", ":"), ensure_ascii=False, default=str)
+                )
             writer.close()
-        summary = {
+        counts = dict.fromkeys(KINDS, 0)
+        for finding in findings:
+            counts[finding.kind] += 1
+        self.log.info(
+            "Read %d orders and %d shipments from files; %d findings (%s) in %s",
+            read["orders"],
+            read["shipments"],
+            len(findings),
+            ", ".join(f"{kind} {n}" for kind, n in counts.items() if n) or "none",
+            uri_of(final),
+        )
+        return {
+            "source": "files",
             "uri": uri_of(final),
-            "records": sum(counts.values()),
-            "counts": counts,
-            "orders_read": stats["orders_read"],
-            "shipments_read": stats["shipments_read"],
-            "vendors": sorted(stats["vendors"]),
             "as_of": as_of.isoformat(),
-            "ship_deadline_seconds": self.ship_deadline.total_seconds(),
-            "orphans": self.orphans,
+            "vendors": sorted(vendors),
+            "orders_read": read["orders"],
+            "shipments_read": read["shipments"],
+            "open": len(findings),
+            "counts": counts,
             "bytes": sink.size,
             "sha256": sink.sha256,
             "inputs": {
@@ -394,24 +441,6 @@ class FulfillmentReconcileOperator(BaseOperator):
                 "shipments": [source.uri for source in shipment_sources],
             },
         }
-        self.log.info(
-            "Read %d orders and %d shipments; %d discrepancies: %s",
-            stats["orders_read"], stats["shipments_read"], summary["records"],
-            ", ".join(f"{kind} {n}" for kind, n in counts.items()),
-        )  # fmt: skip
-        exceeded = [
-            f"{kind} {summary['records'] if kind == 'total' else counts[kind]} > {threshold}"
-            for kind, threshold in self.fail_on.items()
-            if (summary["records"] if kind == "total" else counts[kind]) > threshold
-        ]
-        if exceeded:
-            context["ti"].xcom_push(key="summary", value=summary)
-            raise AirflowFailException(
-                f"reconciliation found discrepancies above thresholds: {', '.join(exceeded)} "
-                f"(all: {', '.join(f'{kind} {n}' for kind, n in counts.items() if n)}); "
-                f"details in {summary['uri']}"
-            )
-        return summary
 
     def _output_path(
         self, order_sources: list[Source], shipment_sources: list[Source], as_of: datetime
@@ -429,264 +458,7 @@ class FulfillmentReconcileOperator(BaseOperator):
             end = max(window[1] for window in windows)  # type: ignore[index]
         else:
             start = end = as_of
-        return partition_path(root, vendor, "discrepancies", start, end, ".jsonl")
-
-    # ------------------------------------------------------------------------------ the join
-    def _reconcile(
-        self,
-        order_sources: list[Source],
-        shipment_sources: list[Source],
-        as_of: datetime,
-        stats: dict[str, Any],
-    ) -> Iterator[dict[str, Any]]:
-        index: dict[tuple[str, str], OrderShipments] = {}
-        unreferenced: list[Shipment] = []
-        for source in shipment_sources:
-            for shipment in read_common(source):
-                stats["shipments_read"] += 1
-                stats["vendors"].add(shipment.vendor)
-                if shipment.order_id is None:
-                    unreferenced.append(shipment)
-                    continue
-                facts = ShipmentFacts(
-                    id=shipment.id,
-                    tracking_numbers=tuple(shipment.tracking_numbers),
-                    status=shipment.status,
-                    raw_status=shipment.raw_status,
-                    when=shipment.shipped_at or shipment.created_at,
-                    items=tuple((item.line_id, item.sku, item.quantity) for item in shipment.items),
-                    self_shipment=shipment.id == shipment.order_id and shipment.vendor == "stream",
-                )
-                index.setdefault((shipment.vendor, shipment.order_id), OrderShipments()).shipments.append(
-                    facts
-                )
-                if shipment.status == "error" and not facts.self_shipment:
-                    yield self._finding(
-                        "errored_shipment", shipment.vendor, as_of, order_id=shipment.order_id, shipment=facts,
-                        since=shipment.status_since or facts.when,
-                        detail=f"shipment {shipment.id} is in {shipment.raw_status} (error)",
-                    )  # fmt: skip
-        self.log.info("Indexed %d shipments of %d orders", stats["shipments_read"], len(index))
-        for source in order_sources:
-            for order in read_common(source):
-                stats["orders_read"] += 1
-                stats["vendors"].add(order.vendor)
-                entry = index.get((order.vendor, order.id))
-                if entry is not None:
-                    entry.matched = True
-                yield from self._check_order(order, entry, as_of)
-        yield from self._orphans(index, unreferenced, as_of)
-
-    def _deadline(self, order: Order) -> datetime | None:
-        if order.ship_by is not None:
-            return order.ship_by
-        return order.created_at + self.ship_deadline if order.created_at is not None else None
-
-    def _check_order(
-        self, order: Order, entry: OrderShipments | None, as_of: datetime
-    ) -> Iterator[dict[str, Any]]:
-        shipped = entry is not None and entry.left
-        deadline = self._deadline(order)
-        closed = order.status == "canceled" or order.raw_status in self.closed_states.get(order.vendor, ())
-        late = not shipped and not closed and deadline is not None and deadline < as_of
-        if order.status == "error":
-            since = order.status_since or order.modified_at or order.created_at
-            yield self._finding(
-                "errored_order", order.vendor, as_of, order=order, since=since, deadline=deadline, late=late,
-                shipments=entry.shipments if entry else (),
-                detail=f"order {order.id} is in {order.raw_status} (error)"
-                + (f"; past its deadline {deadline.isoformat()} with no shipment" if late else ""),
-            )  # fmt: skip
-        if not shipped:
-            if order.status in _DONE:
-                yield self._finding(
-                    "shipped_without_shipment", order.vendor, as_of, order=order,
-                    since=order.status_since or order.created_at, deadline=deadline, late=late,
-                    detail=f"order {order.id} is {order.raw_status} ({order.status}) but no shipment refers to it",
-                )  # fmt: skip
-            elif late and order.status in _OPEN:
-                assert deadline is not None
-                yield self._finding(
-                    "late_unshipped", order.vendor, as_of, order=order, since=deadline, deadline=deadline, late=True,
-                    detail=f"order {order.id} ({order.raw_status}) should have shipped by {deadline.isoformat()}"
-                    + ("" if order.ship_by else f" (created + {duration(self.ship_deadline)})")
-                    + " and has no shipment",
-                )  # fmt: skip
-            return
-        assert entry is not None
-        yield from self._check_items(order, entry, as_of, deadline)
-
-    def _check_items(
-        self, order: Order, entry: OrderShipments, as_of: datetime, deadline: datetime | None
-    ) -> Iterator[dict[str, Any]]:
-        line_ids = {item.line_id for item in order.items if item.line_id}
-        skus = {item.sku for item in order.items if item.sku}
-        by_line = bool(line_ids)
-
-        def key_of(line_id: str | None, sku: str | None) -> str | None:
-            return line_id if by_line else sku
-
-        foreign_keys: set[str | None] = set()
-        for shipment in entry.shipments:
-            foreign = [
-                (line_id, sku, quantity)
-                for line_id, sku, quantity in shipment.items
-                if (line_id not in line_ids if by_line and line_id else sku is not None and sku not in skus)
-            ]
-            if foreign:
-                foreign_keys.update(key_of(line_id, sku) for line_id, sku, _ in foreign)
-                listed = ", ".join(
-                    f"line {line_id}" if line_id else f"SKU {sku}" for line_id, sku, _ in foreign
-                )
-                yield self._finding(
-                    "item_mismatch", order.vendor, as_of, order=order, shipment=shipment,
-                    since=shipment.when, deadline=deadline, reason="not_on_order",
-                    lines=[{"line_id": line_id, "sku": sku, "ordered": None, "shipped": _number(quantity)}
-                           for line_id, sku, quantity in foreign],
-                    detail=f"shipment {shipment.id} carries {listed}, not on order {order.id}",
-                )  # fmt: skip
-        shipped_items = [item for shipment in entry.shipments for item in shipment.items]
-        if not shipped_items or not order.items:
-            return
-        if any(quantity is None for _, _, quantity in shipped_items) or any(
-            item.quantity is None for item in order.items
-        ):
-            return  # the vendor gives no quantities: only the line check above applies
-        ordered: dict[str | None, Decimal] = {}
-        skus_of: dict[str | None, str | None] = {}
-        for item in order.items:
-            key = key_of(item.line_id, item.sku)
-            ordered[key] = ordered.get(key, Decimal(0)) + (item.quantity or Decimal(0))
-            skus_of.setdefault(key, item.sku)
-        sent: dict[str | None, Decimal] = {}
-        for line_id, sku, quantity in shipped_items:
-            key = key_of(line_id, sku)
-            if key in foreign_keys:
-                continue
-            sent[key] = sent.get(key, Decimal(0)) + (quantity or Decimal(0))
-        complete = order.status in _DONE
-        differing = []
-        for key in ordered.keys() | sent.keys():
-            want, got = ordered.get(key, Decimal(0)), sent.get(key, Decimal(0))
-            if got > want or (complete and got < want):
-                differing.append((key, want, got))
-        if differing:
-            differing.sort(key=lambda row: str(row[0]))
-            listed = "; ".join(f"{'line' if by_line else 'SKU'} {key}: ordered {_number(want)}, shipped {_number(got)}"
-                               for key, want, got in differing)  # fmt: skip
-            yield self._finding(
-                "item_mismatch", order.vendor, as_of, order=order, shipments=entry.shipments,
-                since=order.status_since or order.created_at, deadline=deadline, reason="quantity",
-                lines=[{"line_id": key if by_line else None, "sku": skus_of.get(key, None if by_line else key),
-                        "ordered": _number(want), "shipped": _number(got)} for key, want, got in differing],
-                detail=f"order {order.id} ({order.raw_status}): {listed}",
-            )  # fmt: skip
-
-    def _orphans(
-        self, index: dict[tuple[str, str], OrderShipments], unreferenced: list[Shipment], as_of: datetime
-    ) -> Iterator[dict[str, Any]]:
-        if self.orphans == "ignore":
-            return
-        for shipment in unreferenced:
-            facts = ShipmentFacts(
-                shipment.id, tuple(shipment.tracking_numbers), shipment.status, shipment.raw_status,
-                shipment.shipped_at or shipment.created_at, (), False,
-            )  # fmt: skip
-            yield self._finding(
-                "orphan_shipment", shipment.vendor, as_of, shipment=facts, since=facts.when,
-                detail=f"shipment {shipment.id} names no order",
-            )  # fmt: skip
-        unmatched = [(key, entry) for key, entry in index.items() if not entry.matched]
-        known: set[tuple[str, str]] = set()
-        unverified: set[tuple[str, str]] = set()
-        if self.orphans == "lookup" and unmatched:
-            known, unverified = self._lookup([key for key, _ in unmatched])
-        for (vendor, order_id), entry in unmatched:
-            if (vendor, order_id) in known:
-                continue
-            for shipment in entry.shipments:
-                if shipment.self_shipment:
-                    if shipment.status == "error":  # its order was not read, so report the error here
-                        yield self._finding(
-                            "errored_shipment", vendor, as_of, order_id=order_id, shipment=shipment,
-                            since=shipment.when, detail=f"shipment {shipment.id} is in {shipment.raw_status} (error)",
-                        )  # fmt: skip
-                    continue
-                note = " (not verified: lookup limit reached)" if (vendor, order_id) in unverified else ""
-                yield self._finding(
-                    "orphan_shipment", vendor, as_of, order_id=order_id, shipment=shipment, since=shipment.when,
-                    detail=f"shipment {shipment.id} refers to order {order_id}, which "
-                    + ("the vendor does not know" if self.orphans == "lookup" and not note else "is not among the orders read")
-                    + note,
-                )  # fmt: skip
-
-    def _lookup(self, keys: list[tuple[str, str]]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
-        """Ask the vendor about unknown orders: (those it knows, those not asked for lack of budget)."""
-        from airflow_provider_fulfillment.hooks import get_hook
-        from airflow_provider_fulfillment.hooks.base import RecordNotFound
-
-        known: set[tuple[str, str]] = set()
-        unverified: set[tuple[str, str]] = set()
-        hook = get_hook(self.conn_id)  # type: ignore[arg-type]
-        try:
-            for position, (vendor, order_id) in enumerate(keys):
-                if vendor != hook.vendor:
-                    unverified.add((vendor, order_id))
-                    continue
-                if position >= self.max_lookups:
-                    unverified.add((vendor, order_id))
-                    continue
-                try:
-                    hook.get_order(order_id)
-                except RecordNotFound:
-                    continue
-                known.add((vendor, order_id))
-        finally:
-            hook.close()
-        self.log.info(
-            "Looked up %d unknown orders: %d exist outside the inputs, %d not checked",
-            len(keys) - len(unverified), len(known), len(unverified),
-        )  # fmt: skip
-        return known, unverified
-
-    @staticmethod
-    def _finding(
-        kind: str,
-        vendor: str,
-        as_of: datetime,
-        *,
-        detail: str,
-        order: Order | None = None,
-        order_id: str | None = None,
-        shipment: ShipmentFacts | None = None,
-        shipments: Sequence[ShipmentFacts] = (),
-        since: datetime | None = None,
-        deadline: datetime | None = None,
-        reason: str | None = None,
-        lines: list[dict[str, Any]] | None = None,
-        late: bool | None = None,
-    ) -> dict[str, Any]:
-        related = [shipment] if shipment is not None else list(shipments)
-        return {
-            "kind": kind,
-            "vendor": vendor,
-            "order_id": order.id if order is not None else order_id,
-            "order_number": order.number if order is not None else None,
-            "order_status": order.status if order is not None else None,
-            "order_raw_status": order.raw_status if order is not None else None,
-            "shipment_id": shipment.id if shipment is not None else None,
-            "shipment_ids": [item.id for item in related],
-            "tracking_numbers": [number for item in related for number in item.tracking_numbers],
-            "shipment_status": shipment.status if shipment is not None else None,
-            "shipment_raw_status": shipment.raw_status if shipment is not None else None,
-            "since": _iso(since),
-            "deadline": _iso(deadline),
-            "late": late if late is not None else (False if order is not None else None),
-            "age_seconds": None if since is None else int((as_of - since).total_seconds()),
-            "reason": reason,
-            "lines": lines,
-            "detail": detail,
-        }
+        return partition_path(root, vendor, "findings", start, end, ".jsonl")
 
 
-__all__ = ["KINDS", "FulfillmentReconcileOperator"]
+__all__ = ["KINDS", "VENDORS", "FulfillmentReconcileOperator", "as_of_from", "finding_json", "run_ref"]

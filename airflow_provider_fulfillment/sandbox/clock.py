@@ -244,10 +244,16 @@ class _DclMover:
 # ------------------------------------------------------------------------------------ Stream
 
 _STREAM_WAITING = (
-    "order_received", "awaiting_waybill_generation", "awaiting_prepayment", "prepayment_received",
-    "client_to_schedule_pickup", "admin_to_schedule_pickup", "system_to_schedule_pickup", "awaiting_pickup",
+    "order_received",
+    "awaiting_waybill_generation",
+    "awaiting_prepayment",
+    "prepayment_received",
+    "client_to_schedule_pickup",
+    "admin_to_schedule_pickup",
+    "system_to_schedule_pickup",
+    "awaiting_pickup",
     "awaiting_swap_out",
-)  # fmt: skip
+)
 
 
 def _plan_stream(w: StreamWorld) -> list[Step]:

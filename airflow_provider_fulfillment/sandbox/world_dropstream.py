@@ -502,7 +502,7 @@ class DropStreamWorld(Timeline):
             price = p["unit_price"]
             self._f_product.append(
                 (
-                    f'"name":{_j(p["name"])},"sku":{_j(p["sku"])},"upc":{_j(p["upc"])},"quantity":',
+                    f'"name":{_j(p["name"])},"sku":{_j(p["sku"])},"upc":{_j(p["upc"])}',
                     f',"unit_price":"{money(price)}","unit_cost":"{money(p["unit_cost"])}",'
                     f'"weight":"{money(p["weight"])}","external_order_item_id":"',
                     f'"external_product_id":{_j(p["external_product_id"])},"customer_notes":null,'
@@ -554,7 +554,6 @@ class DropStreamWorld(Timeline):
         state = ORDER_STATES[code]
         store_id, amazon, platform, terms, cs_url = self._f_store[self._store[i]]
         carrier, carrier_desc, priority = self._f_carrier[self._carrier[i]]
-        base_item = ITEM_ID_BASE + ITEMS_PER_ORDER_MAX * i
         base_ext = 4403098091556 + ITEMS_PER_ORDER_MAX * i
         products = self._f_product
         n_products = len(products)
@@ -571,7 +570,7 @@ class DropStreamWorld(Timeline):
             else:
                 gift, opts, custom = "false", "[]", "{}"
             items.append(
-                f'{{"id":{base_item + k},{head}{qty}{mid}{base_ext + k}","discount_amount":"{disc}",'
+                f'{{{head}{mid}{base_ext + k}","discount_amount":"{disc}",'
                 f'"tax_amount":"{taxes[qty]}","gift_wrap":{gift},{tail}{created_s}","options":{opts},"custom":{custom}}}'
             )
         addresses = self._f_addresses

@@ -1,24 +1,31 @@
-"""FulfillmentErrorStateOperator against a scripted hook: queries per state, the message, threshold, soft mode.
+"""FulfillmentErrorStateOperator against a scripted hook: queries per state, the message, threshold, soft
+mode; FulfillmentAlertOperator on a real SQLite ledger: opened, reminder, resolved, once each.
 
 (Runs against the sandbox, through `dag.test()`, are in test_op_sandbox.py.)
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_fulfillment.ledger import Ledger
 from airflow_provider_fulfillment.operators import alert as alert_module
 from airflow_provider_fulfillment.operators.alert import (
+    FulfillmentAlertOperator,
     FulfillmentErrorStateOperator,
     error_states,
     resolve_states,
     state_queries,
 )
+from airflow_provider_fulfillment.rules.types import Finding
 from tests.operators.helpers import BASE, FakeHook, ds_order, ds_shipment, iso
 
 
@@ -142,3 +149,98 @@ def test_through_dag_test_the_failure_callback_fires(request, run_dag, xcom, fak
     assert "4 orders in errored states: 1002 (SO1002) error since" in str(failures.errors["alert"])
     assert xcom(dag_run, "soft")["count"] == 4
     assert xcom(dag_run, "alert", key="errored")["count"] == 4
+
+
+# ------------------------------------------------------------------ FulfillmentAlertOperator (the ledger)
+
+
+def _ledger_env(monkeypatch, tmp_path) -> str:
+    body = json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")})
+    monkeypatch.setenv("AIRFLOW_CONN_ALERT_LEDGER", body)
+    return "alert_ledger"
+
+
+def _late(record_id: str, since: datetime) -> Finding:
+    return Finding(
+        "dropstream", "late_order", record_id, since=since, details={"summary": f"order {record_id} is late"}
+    )
+
+
+def _alert(conn: str, now: datetime, **kwargs: Any) -> dict[str, Any]:
+    pushed: dict[str, Any] = {}
+    ti = SimpleNamespace(
+        dag_id="d",
+        task_id="alert",
+        run_id=now.isoformat(),
+        xcom_push=lambda key, value: pushed.update({key: value}),
+    )
+    op = FulfillmentAlertOperator(task_id="alert", ledger_conn_id=conn, as_of=now.isoformat(), **kwargs)
+    try:
+        return op.execute({"ti": ti})  # type: ignore[arg-type]
+    except AirflowFailException as error:
+        return {**pushed["alerts"], "failed": str(error)}
+
+
+def test_alerts_open_remind_and_resolve_once_each(monkeypatch, tmp_path):
+    conn = _ledger_env(monkeypatch, tmp_path)
+    t0 = datetime(2026, 1, 2, tzinfo=UTC)
+    day = timedelta(days=1)
+    with Ledger(conn) as ledger:
+        ledger.sync_findings(
+            [_late("1", t0 - 2 * day), _late("2", t0 - day)],
+            vendors=["dropstream"],
+            kinds=["late_order"],
+            now=t0,
+        )
+    first = _alert(conn, t0)
+    assert (
+        first["failed"]
+        == first["digest"]
+        == ("Fulfillment alerts: 2 opened\n- opened dropstream late_order: 2; oldest: 1 (2d), 2 (1d)")
+    )
+    assert [(n["record_id"], n["event"]) for n in first["notifications"]] == [
+        ("1", "opened"),
+        ("2", "opened"),
+    ]
+    assert _alert(conn, t0)["digest"] == "Fulfillment alerts: nothing new."  # a rerun sends nothing
+    with Ledger(conn) as ledger:  # order 2 ships
+        ledger.sync_findings(
+            [_late("1", t0 - 2 * day)], vendors=["dropstream"], kinds=["late_order"], now=t0 + day
+        )
+    second = _alert(conn, t0 + day, soft=True)
+    assert "failed" not in second
+    assert [(n["record_id"], n["event"]) for n in second["notifications"]] == [
+        ("1", "reminder"),
+        ("2", "resolved"),
+    ]
+    assert second["notifications"][1]["message"] == "[resolved] dropstream late_order 2 after 2d"
+    assert (second["opened"], second["reminder"], second["resolved"]) == (0, 1, 1)
+    third = _alert(conn, t0 + day + timedelta(hours=12), soft=True)
+    assert third["notifications"] == []  # before the next reminder, and 2's resolution was sent
+    with Ledger(conn) as ledger:
+        sent = sorted((a.sent_at, a.record_id, a.event) for a in ledger.alerts())
+    assert sent == [
+        (t0, "1", "opened"),
+        (t0, "2", "opened"),
+        (t0 + day, "1", "reminder"),
+        (t0 + day, "2", "resolved"),
+    ]
+
+
+def test_alert_thresholds_and_resolutions_do_not_fail(monkeypatch, tmp_path):
+    conn = _ledger_env(monkeypatch, tmp_path)
+    t0 = datetime(2026, 1, 2, tzinfo=UTC)
+    with Ledger(conn) as ledger:
+        ledger.sync_findings(
+            [_late("young", t0 - timedelta(hours=2))], vendors=["dropstream"], kinds=["late_order"], now=t0
+        )
+    quiet = _alert(conn, t0, min_age={"late_order": timedelta(hours=6)})
+    assert quiet["digest"] == "Fulfillment alerts: nothing new." and "failed" not in quiet
+    only_critical = _alert(
+        conn, t0 + timedelta(hours=7), fail_on_severity="critical", min_age={"*": timedelta(hours=6)}
+    )
+    assert "failed" not in only_critical and only_critical["opened"] == 1  # a warning: sent, but no failure
+    with pytest.raises(ValueError, match="fail_on_severity must be one of info, warning, critical"):
+        FulfillmentAlertOperator(task_id="a", fail_on_severity="loud")
+    with pytest.raises(ValueError, match="kinds: unknown late"):
+        FulfillmentAlertOperator(task_id="a", kinds=["late"])

@@ -113,8 +113,10 @@ def test_dropstream_orders_are_consistent(all_orders):
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert created == sorted(created)
     assert ts(created[0]) >= END - timedelta(days=90) and ts(created[-1]) < END
-    item_ids = [it["id"] for o in all_orders for it in o["order_items"]]
-    assert len(set(item_ids)) == len(item_ids)
+    external_item_ids = [it["external_order_item_id"] for o in all_orders for it in o["order_items"]]
+    assert len(set(external_item_ids)) == len(external_item_ids)
+    # only documented item fields (issue 11): no item id, no quantity
+    assert all({"id", "quantity"}.isdisjoint(it) for o in all_orders for it in o["order_items"])
     states = Counter(o["fulfillment_state"] for o in all_orders)
     assert set(states) <= DOC_ORDER_STATES
     # a realistic mix: every category is present
@@ -129,6 +131,7 @@ def test_dropstream_orders_are_consistent(all_orders):
 
 def test_dropstream_shipments_reference_orders_and_items(shared_sandbox, all_orders, all_shipments):
     truth = shared_sandbox.world.truth
+    ds = shared_sandbox.world.dropstream
     orders = {o["id"]: o for o in all_orders}
     ids = [s["id"] for s in all_shipments]
     assert ids == sorted(ids)
@@ -145,7 +148,7 @@ def test_dropstream_shipments_reference_orders_and_items(shared_sandbox, all_ord
             continue
         assert order["fulfillment_warehouse_id"] == s["warehouse_id"]
         assert ts(s["shipped_at"]) >= ts(order["created_at"])
-        on_order = {it["id"] for it in order["order_items"]}
+        on_order = set(ds.item_ids(ds.order_index(order["id"])))  # the link the docs do not show
         sent = {it["id"] for it in s["order_items"]}
         if not sent <= on_order:
             foreign.add(s["id"])
@@ -155,7 +158,7 @@ def test_dropstream_shipments_reference_orders_and_items(shared_sandbox, all_ord
     partial = {oid for oid, o in orders.items() if o["fulfillment_state"] == "partially_shipped"}
     assert partial == truth.partially_shipped
     for oid in partial:  # partially shipped: a strict, non-empty subset of the items shipped
-        assert shipped_items[oid] and shipped_items[oid] < {it["id"] for it in orders[oid]["order_items"]}
+        assert shipped_items[oid] and shipped_items[oid] < set(ds.item_ids(ds.order_index(oid)))
     shipped_no_shipment = {
         oid for oid, o in orders.items() if o["fulfillment_state"] == "shipped" and oid not in shipped_items
     }
