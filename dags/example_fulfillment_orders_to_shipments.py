@@ -10,7 +10,7 @@ What it shows:
   shipment, orders marked shipped with no shipment, shipments of orders not in the files, items
   shipped that were not ordered, errored records. It writes one JSON line per finding next to the
   extracts and returns counts by kind. (Without a ledger there is no lifecycle: see
-  `fulfillment_daily_ledger.py` for findings that open once and resolve.)
+  `example_fulfillment_daily_ledger.py` for findings that open once and resolve.)
 - `FulfillmentErrorStateOperator` asking DropStream for orders and shipments in errored states, in soft
   mode with a notifier (`fulfillment_alerts.FulfillmentAlertNotifier`) on success and on failure: the
   alert leaves Airflow while the run stays green. With `soft=False` the task fails instead (retries

@@ -5,8 +5,9 @@ an alert operator in soft mode, `on_success_callback`) and it sends one alert pe
 
 - on failure: the task's error message. `FulfillmentErrorStateOperator` fails with a list a person can
   act on (ids, raw states, since when, "and N more"), and a sensor with the state it failed on.
-- on success: the report an alert task returned in soft mode (`soft=True`), when it found records;
-  a report with nothing in it sends nothing.
+- on success: the report an alert task returned in soft mode (`soft=True`), when it found records
+  (`FulfillmentAlertOperator`: its digest, when anything opened, was reminded or resolved); a
+  report with nothing in it sends nothing.
 
 "Sends" here means: logs the alert at WARNING and appends it as one JSON line to a file
 (`$AIRFLOW_HOME/fulfillment-alerts.jsonl` unless `path=` says otherwise), which is what `make demo`
@@ -92,15 +93,25 @@ class FulfillmentAlertNotifier(BaseNotifier):
         ti = context["ti"]
         exception = context.get("exception")
         if exception is not None:
-            # The alert operator pushed its full report under "errored" before failing.
-            report = ti.xcom_pull(task_ids=ti.task_id, key="errored")
+            # The alert operators push their full report before failing: "errored" (the stateless
+            # errored-state check), "alerts" (the ledger's lifecycle alerts).
+            report = ti.xcom_pull(task_ids=ti.task_id, key="errored") or ti.xcom_pull(
+                task_ids=ti.task_id, key="alerts"
+            )
             message = str(exception) or type(exception).__name__
             kind = "failure"
         else:
             report = ti.xcom_pull(task_ids=ti.task_id)
-            if not isinstance(report, Mapping) or not report.get("count"):
+            if not isinstance(report, Mapping):
                 return None
-            message = summarize_report(report)
+            if "digest" in report:  # FulfillmentAlertOperator: only when something was notified
+                if not any(report.get(event) for event in ("opened", "reminder", "resolved")):
+                    return None
+                message = str(report["digest"])
+            elif report.get("count"):
+                message = summarize_report(report)
+            else:
+                return None
             kind = "soft"
         dag_run = context.get("dag_run")
         return {

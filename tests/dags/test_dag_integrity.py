@@ -19,6 +19,7 @@ DAGS = REPO / "dags"
 EXPECTED_DAG_IDS = frozenset(
     {
         "example_fulfillment_orders_to_shipments",
+        "example_fulfillment_daily_ledger",
         "example_dcl_orders",
         "example_stream_orders",
         "example_wait_for_shipment",
@@ -152,7 +153,10 @@ def _callbacks(value: Any) -> list[Any]:
 
 
 def test_alerting_tasks_send_their_alerts_out_of_airflow(dagbag: Any) -> None:
-    from airflow_provider_fulfillment.operators.alert import FulfillmentErrorStateOperator
+    from airflow_provider_fulfillment.operators.alert import (
+        FulfillmentAlertOperator,
+        FulfillmentErrorStateOperator,
+    )
     from airflow_provider_fulfillment.sensors.state import ShipmentStateSensor
 
     notifier = _notifier_class()
@@ -160,7 +164,7 @@ def test_alerting_tasks_send_their_alerts_out_of_airflow(dagbag: Any) -> None:
         task
         for dag in dagbag.dags.values()
         for task in dag.tasks
-        if isinstance(task, (FulfillmentErrorStateOperator, ShipmentStateSensor))
+        if isinstance(task, (FulfillmentAlertOperator, FulfillmentErrorStateOperator, ShipmentStateSensor))
     ]
     assert {task.dag_id for task in alerting} == EXPECTED_DAG_IDS
     for task in alerting:
@@ -185,9 +189,27 @@ def test_orders_to_shipments_extracts_reconciles_then_alerts(dagbag: Any) -> Non
     assert isinstance(reconcile, FulfillmentReconcileOperator)
     assert reconcile.upstream_task_ids == {"extract_orders", "extract_shipments"}
     assert reconcile.orders.operator is extract_orders and reconcile.shipments.operator is extract_shipments
-    assert reconcile.orphans == "lookup" and reconcile.conn_id == "dropstream_default"
+    assert reconcile.ship_deadline == timedelta(days=2)  # file mode: no ledger involved
     assert dag.get_task("alert_errored_orders").upstream_task_ids == {"reconcile"}
     assert dag.get_task("alert_errored_shipments").upstream_task_ids == {"reconcile"}
+
+
+def test_the_daily_ledger_dag_extracts_captures_loads_reconciles_and_alerts(dagbag: Any) -> None:
+    dag = dagbag.dags["example_fulfillment_daily_ledger"]
+    sources = {
+        f"{step}_{name}"
+        for name in ("dropstream_orders", "dropstream_shipments", "dcl_orders", "stream_orders")
+        for step in ("extract", "capture")
+    }
+    load = dag.get_task("load_ledger")
+    assert load.upstream_task_ids == sources
+    assert dag.get_task("reconcile").upstream_task_ids == {"load_ledger"}
+    assert dag.get_task("alert").upstream_task_ids == {"reconcile"}
+    assert dag.get_task("sla").upstream_task_ids == {"reconcile"}
+    assert {dag.get_task(t).ledger_conn_id for t in ("load_ledger", "reconcile", "alert", "sla")} == {
+        "fulfillment_ledger"
+    }
+    assert dag.max_active_runs == 1
 
 
 def test_the_sensor_defers_and_fails_fast(dagbag: Any) -> None:
@@ -328,7 +350,7 @@ def test_examples_run_against_the_default_sandbox(run_example: Any, xcom: Any, d
     assert shipments["records"] == len(world.shipment_ids(window=window)) > 0
     summary = xcom(run, "reconcile")
     assert summary["orders_read"] == orders["records"] and summary["shipments_read"] == shipments["records"]
-    assert summary["counts"]["errored_order"] > 0 and summary["counts"]["late_unshipped"] > 0
+    assert summary["counts"]["errored_order"] > 0 and summary["counts"]["late_order"] > 0
     assert xcom(run, "alert_errored_orders")["count"] == len(default_sandbox.world.truth.errored_orders)
 
     for dag_id in ("example_dcl_orders", "example_stream_orders"):
