@@ -22,8 +22,15 @@ _RETRY_FIELDS = {
     },
     "max_concurrency": {
         "label": "Max concurrent requests",
-        "description": "Requests in flight at once when paging windows or pages concurrently.",
-        "schema": {"type": ["integer", "null"], "default": 4},
+        "description": "Ceiling of requests in flight for this connection. An adaptive controller starts "
+        "at 4 and rises toward it only while the vendor answers fast without 429/503.",
+        "schema": {"type": ["integer", "null"], "default": 16, "minimum": 1},
+    },
+    "max_requests_per_second": {
+        "label": "Max requests per second",
+        "description": "A request budget for the whole connection (all tasks' threads in one worker); "
+        "empty for none: the client then learns the vendor's limit from its 429s.",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
 }
 

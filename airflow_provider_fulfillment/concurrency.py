@@ -14,6 +14,7 @@ process the same controller for one connection.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -38,6 +39,7 @@ class Stats:
     """What a connection's requests met: goes into the extract manifest."""
 
     requests: int = 0
+    answered: int = 0  # 2xx/3xx answers: the pages (and probes) read
     retries: int = 0
     throttled: int = 0  # 429 answers
     unavailable: int = 0  # 503 answers
@@ -48,6 +50,7 @@ class Stats:
     def as_dict(self) -> dict[str, float | int]:
         return {
             "requests": self.requests,
+            "pages": self.answered,
             "retries": self.retries,
             "http_429": self.throttled,
             "http_503": self.unavailable,
@@ -135,6 +138,7 @@ class AimdState:
         if status is None or status >= 500:
             self._congested(started, now, throttled=False, retry_after=None)
             return
+        self.stats.answered += 1
         latency = now - started
         self._latencies.append(latency)
         best = min(self._latencies)
@@ -157,12 +161,19 @@ class AimdState:
             return  # sent before the last cut: already accounted for
         if throttled:
             # The vendor has a rate limit: pace just under the rate that has just been too much.
-            sent = len(self._recent_starts)
-            observed = float(sent) if sent else self.limit
+            observed = self._sending_rate(now)
             current = self.rate if self.rate is not None else observed
             self.rate = max(0.5, min(current, observed) * RATE_DECREASE)
             self.next_slot = max(self.next_slot, self.paused_until, now + 1.0 / self.rate)
         self._cut(now)
+
+    def _sending_rate(self, now: float) -> float:
+        """Requests started per second over the last second (or since the first, if sooner)."""
+        starts = self._recent_starts
+        if len(starts) < 2:
+            return max(1.0, self.limit)
+        span = max(now - starts[0], 0.05)
+        return len(starts) / min(span, 1.0) if span < 1.0 else float(len(starts))
 
     def _cut(self, now: float) -> None:
         self.limit = max(float(self.floor), self.limit * DECREASE)
@@ -222,6 +233,29 @@ class Controller:
     def retried(self) -> None:
         with self._changed:
             self.state.retried()
+
+    def begin(self) -> Stats:
+        """Start measuring one extraction: peaks restart from now; returns the counts so far."""
+        with self._changed:
+            stats = self.state.stats
+            stats.peak_in_flight = self.state.in_flight
+            stats.peak_limit = int(self.state.limit)
+            return dataclasses.replace(stats)
+
+    def since(self, baseline: Stats) -> dict[str, float | int]:
+        """What this connection's requests met since `begin()` (peaks: the highest since then)."""
+        with self._changed:
+            now = self.state.stats
+            return {
+                "requests": now.requests - baseline.requests,
+                "pages": now.answered - baseline.answered,
+                "retries": now.retries - baseline.retries,
+                "http_429": now.throttled - baseline.throttled,
+                "http_503": now.unavailable - baseline.unavailable,
+                "peak_in_flight": now.peak_in_flight,
+                "peak_concurrency_limit": now.peak_limit,
+                "paused_seconds": round(now.paused_seconds - baseline.paused_seconds, 3),
+            }
 
 
 _registry: dict[tuple[str, str], Controller] = {}

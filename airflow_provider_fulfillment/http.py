@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 import tenacity
 
+from airflow_provider_fulfillment.concurrency import controller_for
 from airflow_provider_fulfillment.errors import (
     BodyUnreadable,
     FinalStatus,
@@ -45,7 +46,9 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_WAIT = 60.0
-DEFAULT_MAX_CONCURRENCY = 4
+# The ceiling of requests in flight per connection. The adaptive controller (concurrency.py)
+# starts at 4 and goes higher only while the vendor answers fast and without 429/503.
+DEFAULT_MAX_CONCURRENCY = 16
 _BACKOFF_BASE = 0.5
 # No retry waits less than this (unless the connection's max_wait is lower): a `Retry-After: 0`,
 # a date already past or an unlucky jitter must not turn five attempts into a burst.
@@ -80,6 +83,7 @@ class ClientSettings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_wait: float = DEFAULT_MAX_WAIT
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_requests_per_second: float | None = None  # a hard budget for the whole connection
     default_base_url: str = ""  # the vendor's documented base URL, for hints about the host
     login_is_secret: bool = False  # a login that is itself a credential (an API key, not a user name)
 
@@ -104,6 +108,7 @@ class ClientSettings:
             max_attempts=_positive(extra, "max_attempts", DEFAULT_MAX_ATTEMPTS, int, conn.conn_id),
             max_wait=_positive(extra, "max_wait", DEFAULT_MAX_WAIT, float, conn.conn_id, allow_zero=True),
             max_concurrency=_positive(extra, "max_concurrency", DEFAULT_MAX_CONCURRENCY, int, conn.conn_id),
+            max_requests_per_second=_positive(extra, "max_requests_per_second", None, float, conn.conn_id),
             default_base_url=default_base_url,
         )
         for secret in settings.secrets():
@@ -272,6 +277,13 @@ class HttpCore:
         self._client: httpx.Client | None = None
         self._async_client: httpx.AsyncClient | None = None
         self._scrubber = settings.scrubber()
+        # Shared by every hook and thread of this connection in the process (sync requests).
+        self.controller = controller_for(
+            settings.conn_id,
+            settings.base_url,
+            ceiling=settings.max_concurrency,
+            max_rps=settings.max_requests_per_second,
+        )
 
     # clients -------------------------------------------------------------------------
     def _client_kwargs(self) -> dict[str, Any]:
@@ -352,7 +364,19 @@ class HttpCore:
 
     def _send_once(self, method: str, path: str, params: Any, json: Any, parse: Any) -> Any:
         log.debug("%s %s %s", method, path, safe_params(params))
-        response = self.client.request(method, _relative(path), params=_query(params), json=json)
+        controller = self.controller
+        started = controller.acquire()
+        status: int | None = None
+        pause: float | None = None
+        try:
+            response = self.client.request(method, _relative(path), params=_query(params), json=json)
+            status = response.status_code
+            # Retry-After pauses the whole connection (tests with a fake sleep wait on their own).
+            if status in (429, 503) and self._sleep is None:
+                asked = retry_after_seconds(response)
+                pause = None if asked is None else min(asked, self.settings.max_wait)
+        finally:
+            controller.release(started, status, pause)
         return _parsed(self._check(response), parse)
 
     async def _asend_once(self, method: str, path: str, params: Any, json: Any, parse: Any) -> Any:
@@ -389,6 +413,7 @@ class HttpCore:
         return retry_wait(state.attempt_number, asked, self.settings.max_wait)
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        self.controller.retried()
         exc = state.outcome.exception() if state.outcome else None
         what = f"HTTP {exc.response.status_code}" if isinstance(exc, RetryableStatus) else type(exc).__name__
         wait = state.next_action.sleep if state.next_action else 0.0

@@ -101,3 +101,13 @@ def postgres_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_connection_controllers():
+    """Each test's connections start with fresh adaptive controllers (no rate learnt by another test)."""
+    from airflow_provider_fulfillment.concurrency import forget_controllers
+
+    forget_controllers()
+    yield
+    forget_controllers()

@@ -74,7 +74,7 @@ def test_a_429_teaches_a_rate_just_under_what_was_sent_and_it_creeps_back_up():
         now += 0.01
     s = state.start(now)
     state.finish(s, now, 429)
-    assert state.rate == pytest.approx(0.9 * 51)  # the starts of the last second, less 10%
+    assert state.rate == pytest.approx(0.9 * 51 / 0.5)  # the rate just sent (51 in 0.5 s), less 10%
     assert state.pace() == state.rate
     first = state.rate
     # Paced: the next start waits 1/rate after the last.
