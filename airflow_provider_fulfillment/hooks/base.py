@@ -28,6 +28,7 @@ from airflow_provider_fulfillment.errors import (
 )
 from airflow_provider_fulfillment.http import ClientSettings, HttpCore
 from airflow_provider_fulfillment.paging import Page, PageRequest, PagingPlan
+from airflow_provider_fulfillment.rawpages import PageSplitter, RawRecord
 from airflow_provider_fulfillment.windows import Window, partial_iso_date
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ class Query:
     window: Window | None = None
     window_field: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    # Yield the vendor's JSON objects as dicts instead of models: what an extraction to files needs.
-    raw: bool = False
+    # Yield the vendor's JSON objects as dicts instead of models; "bytes": as `RawRecord`s, the
+    # vendor's exact bytes with only identity, window and state fields decoded (extraction to files).
+    raw: bool | Literal["bytes"] = False
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,9 @@ class FulfillmentHook(BaseHook):
             self.check_window_field(resource, field_name)
         if exact_window is not None:
             params.update(self.window_params(resource, exact_window, field_name))
-        return Query(resource, params, exact_window, field_name, options, raw=bool(raw))
+        return Query(
+            resource, params, exact_window, field_name, options, raw="bytes" if raw == "bytes" else bool(raw)
+        )
 
     def options_for(self, resource: Resource) -> Mapping[str, Callable[[str, Any], Any]]:
         """Arguments that steer paging rather than filter records (e.g. `paging`, `limit`)."""
@@ -231,7 +235,7 @@ class FulfillmentHook(BaseHook):
         return {}
 
     def record_time(self, record: Any, field_name: str) -> datetime | None:
-        if type(record) is dict:
+        if type(record) is dict or type(record) is RawRecord:
             return self.parse_time(record.get(field_name))
         return getattr(record, field_name, None)
 
@@ -242,7 +246,7 @@ class FulfillmentHook(BaseHook):
 
     @staticmethod
     def record_id(record: Any) -> Any:
-        return record["id"] if type(record) is dict else record.id
+        return record["id"] if type(record) is dict or type(record) is RawRecord else record.id
 
     def model_for(self, resource: Resource) -> Any:
         """The pydantic model of one record of `resource`."""
@@ -271,6 +275,13 @@ class FulfillmentHook(BaseHook):
     def fetch(self, query: Query) -> Iterator[Any]:
         """Every record the server returns for the query (the window is trimmed afterwards)."""
         raise NotImplementedError
+
+    def count_records(
+        self, resource: Resource, window: Any, *, window_field: str | None = None, **filters: Any
+    ) -> int | None:
+        """The vendor's own count of the records a window holds, from one cheap request; None when
+        the vendor reports no totals (progress then shows no percentage, plans cut by time only)."""
+        return None
 
     # the paging driver ---------------------------------------------------------------
     def drive(
@@ -379,7 +390,9 @@ class FulfillmentHook(BaseHook):
 
     def normalize(self, resource: Resource, record: Any) -> Any:
         """The vendor record (model or raw dict) as a `common.Order` or `common.Shipment`."""
-        if type(record) is dict:
+        if type(record) is RawRecord:
+            record = self.model_for(resource).model_validate_json(record.raw)
+        elif type(record) is dict:
             record = self.model_for(resource).model_validate(record)
         return record.to_common()
 
@@ -500,7 +513,7 @@ def _stored_conn_id_like(conn_type: str, settings: ClientSettings | None) -> str
 
 def _absent(record: Any, field_name: str) -> bool:
     """Whether the vendor did not send the field at all (an explicit null is a value)."""
-    if type(record) is dict:
+    if type(record) is dict or type(record) is RawRecord:
         return field_name not in record
     return field_name not in (record.model_fields_set | set(record.model_extra or ()))
 
@@ -539,6 +552,19 @@ def _shape(body: Any) -> str:
     if isinstance(body, dict):
         return f"keys {', '.join(sorted(map(str, body))[:8]) or '(none)'}"
     return type(body).__name__
+
+
+def raw_bytes_page(
+    key: str, meta_keys: tuple[str, ...], fields: tuple[str, ...]
+) -> Callable[[httpx.Response], Page[RawRecord]]:
+    """A parser that keeps records as the vendor's bytes, decoding only `fields` (identity first)."""
+    splitter = PageSplitter(key, meta_keys, fields)
+
+    def parse(response: httpx.Response) -> Page[RawRecord]:
+        records, meta = splitter.split(response.content)
+        return Page(records, meta)
+
+    return parse
 
 
 # --------------------------------------------------------------------------- validators

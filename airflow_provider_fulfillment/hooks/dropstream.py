@@ -18,6 +18,7 @@ from airflow_provider_fulfillment.hooks.base import (
     date_value,
     id_or_name,
     one_of,
+    raw_bytes_page,
     raw_page,
     record_of,
     text_value,
@@ -47,6 +48,11 @@ log = logging.getLogger(__name__)
 
 PAGING_MODES = ("auto", "session", "page")
 _PAGE_META = ("session_id", "page", "limit", "total_count", "total_pages", "max_total_reached")
+# What paging (identity, session resume), windows and states read of a record kept as bytes.
+_RAW_FIELDS = {
+    "orders": ("id", "created_at", "ordered_at", "fulfillment_state"),
+    "shipments": ("id", "created_at", "shipped_at", "state"),
+}
 # Our default page size: the API's maximum, because round trips, not bytes, bound extraction time.
 DEFAULT_LIMIT = DROPSTREAM_MAX_LIMIT
 # `sort` takes any documented property (the docs: "specify them by name"); the models mirror the
@@ -164,7 +170,9 @@ class DropStreamHook(FulfillmentHook):
 
     # paging --------------------------------------------------------------------------
     @staticmethod
-    def parse_page(resource: Resource, raw: bool = False):
+    def parse_page(resource: Resource, raw: bool | str = False):
+        if raw == "bytes":
+            return raw_bytes_page(resource, _PAGE_META, _RAW_FIELDS[resource])
         if raw:
             return raw_page(resource, _PAGE_META)
         model = DropStreamOrderPage if resource == "orders" else DropStreamShipmentPage
@@ -332,6 +340,15 @@ class DropStreamHook(FulfillmentHook):
         for part, _, page in self.fetch_ordered(work, parse):
             checker.check_cap(page)  # the part grew past the cap since it was sized: never truncate
             yield from self.trim(page.records, part, field_name)
+
+    def count_records(self, resource, window, *, window_field=None, **filters):  # type: ignore[override]
+        """`total_count` of a one-record session-opening request (not capped at 10,000)."""
+        query = self.prepare(resource, {**filters, "limit": 1}, window, window_field, raw=True)
+        page = self.http.request(
+            "GET", f"/{resource}", params={**query.params, "limit": 1}, parse=self.parse_page(resource, True)
+        )
+        total = page.meta.get("total_count")
+        return None if total is None else int(total)
 
     # single records ------------------------------------------------------------------
     def order_request(self, ident: str) -> PageRequest:

@@ -13,6 +13,7 @@ from airflow_provider_fulfillment.hooks.base import (
     RecordState,
     Resource,
     one_of,
+    raw_bytes_page,
     raw_page,
     record_of,
 )
@@ -21,6 +22,7 @@ from airflow_provider_fulfillment.models import states
 from airflow_provider_fulfillment.models._types import parse_stream_datetime
 from airflow_provider_fulfillment.models.stream import StreamOrder, StreamOrderPage
 from airflow_provider_fulfillment.paging import Page, PageRequest, StreamPagePlan
+from airflow_provider_fulfillment.rawpages import RawRecord
 
 
 class StreamHook(FulfillmentHook):
@@ -82,6 +84,9 @@ class StreamHook(FulfillmentHook):
         )
 
     parse_raw_page = staticmethod(raw_page("orders", ("meta",)))
+    parse_raw_bytes_page = staticmethod(
+        raw_bytes_page("orders", ("meta",), ("id", "created_at", "date_delivered", "status"))
+    )
     parse_time = staticmethod(parse_stream_datetime)
 
     def model_for(self, resource: Resource) -> Any:
@@ -94,7 +99,14 @@ class StreamHook(FulfillmentHook):
         already yielded are skipped rather than repeated.
         """
         plan = StreamPagePlan("/orders", query.params)
-        return self._unique(self._pages(plan, self.parse_raw_page if query.raw else self.parse_page))
+        parse = (
+            self.parse_raw_bytes_page
+            if query.raw == "bytes"
+            else self.parse_raw_page
+            if query.raw
+            else self.parse_page
+        )
+        return self._unique(self._pages(plan, parse))
 
     def _pages(self, plan: StreamPagePlan, parse: Any) -> Iterator[StreamOrder]:
         if self.settings.max_concurrency <= 1:
@@ -118,7 +130,9 @@ class StreamHook(FulfillmentHook):
                 yield order
 
     def normalize(self, resource: Resource, record: Any) -> Any:
-        if type(record) is dict:
+        if type(record) is RawRecord:
+            record = StreamOrder.model_validate_json(record.raw)
+        elif type(record) is dict:
             record = StreamOrder.model_validate(record)
         return record.to_common() if resource == "orders" else record.to_common_shipment()
 

@@ -67,7 +67,7 @@ def test_extracts_exactly_the_interval(request, run_dag, xcom, fake, tmp_path, o
     # the record exactly as the vendor sent it: unknown fields kept, its own date and money formats
     first = json.loads(lines[0])
     assert first == orders[0] and first["unknown_vendor_field"] == {"kept": True}
-    assert fake.calls[0][1]["raw"] is True
+    assert fake.calls[0][1]["raw"] == "bytes"  # the vendor's bytes, no dicts, no models
     data = path.read_bytes()
     assert manifest == {
         "uri": f"file://{path}",
@@ -82,6 +82,8 @@ def test_extracts_exactly_the_interval(request, run_dag, xcom, fake, tmp_path, o
         "compression": None,
         "normalized": False,
         "conn_id": "dropstream_default",
+        "expected_records": None,  # the fake reports no totals
+        "requests": {},  # and has no HTTP core
     }
     # the hook was asked for exactly that half-open window
     assert fake.calls[0][1]["window"].start == START and fake.calls[0][1]["window"].end == DAY2
