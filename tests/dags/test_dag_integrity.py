@@ -23,6 +23,7 @@ EXPECTED_DAG_IDS = frozenset(
         "example_dcl_orders",
         "example_stream_orders",
         "example_wait_for_shipment",
+        "example_fulfillment_backfill",
     }
 )
 DAG_FILES = sorted(path for path in DAGS.glob("*.py") if path.stem.startswith("example_"))
