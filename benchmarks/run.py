@@ -6,11 +6,14 @@ its own subprocess (so each peak RSS is its own) and prints a table of records/s
 the ratio to the plain loop. Variants:
 
   plain        httpx + json.loads over the session pages (the floor)
+  read-bytes   httpx reading the same pages and parsing nothing (the client's ceiling)
   hook-seq     DropStreamHook, session paging, one request at a time (models)
   hook-seq-raw DropStreamHook, session paging, raw=True (the vendor's JSON as dicts)
   hook-conc    DropStreamHook, windowed page paging, max_concurrency in flight (raw=True)
   hook-conc8   the same with 8 requests in flight (round-trip-bound scenarios only)
+  hook-default the same at the connection's default settings (the adaptive controller decides)
   extract      FulfillmentExtractOperator end to end to a local JSONL file
+  extract-parquet  the same to Parquet
   httpoperator the http provider's HttpOperator with a pagination_function (session pages)
 
 Every variant must return exactly the world's order count, or the run fails: a fast wrong
@@ -36,7 +39,10 @@ from typing import Any
 import httpx
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("plain", "hook-seq", "hook-seq-raw", "hook-conc", "hook-conc8", "extract", "httpoperator")
+VARIANTS = (
+    "plain", "read-bytes", "hook-seq", "hook-seq-raw", "hook-conc", "hook-conc8", "hook-default",
+    "extract", "extract-parquet", "httpoperator",
+)  # fmt: skip
 LOGIN, PASSWORD = "bench-user", "bench-password"
 
 
@@ -72,7 +78,21 @@ def worker_plain(base: str, args: argparse.Namespace) -> int:
             params = {"session_id": body["session_id"]}
 
 
-def _hook(args: argparse.Namespace, concurrency: int):
+def worker_read_bytes(base: str, args: argparse.Namespace) -> int:
+    """The client's ceiling: the same session pages, read and not parsed. Only the first page is
+    decoded (for the session and the total); the count is then the total the vendor announced."""
+    headers = {"Authorization": f"Bearer {_token(base)}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        first = json.loads(client.get("/orders", params={"limit": args.limit, "sort": "created_at"}).content)
+        total, session = int(first["total_count"]), {"session_id": first["session_id"]}
+        read = len(first["orders"])
+        while read < total:
+            body = client.get("/orders", params=session).content
+            read += args.limit if body else 0
+        return total
+
+
+def _hook(args: argparse.Namespace, concurrency: int | None):
     from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
 
     return DropStreamHook("dropstream_default", max_concurrency=concurrency)
@@ -84,12 +104,12 @@ def worker_hook_seq(base: str, args: argparse.Namespace, raw: bool = False) -> i
 
 
 def worker_hook_conc(base: str, args: argparse.Namespace, concurrency: int | None = None) -> int:
-    hook = _hook(args, concurrency or args.concurrency)
+    hook = _hook(args, concurrency)
     window = (datetime.fromisoformat(args.window_start), datetime.fromisoformat(args.window_end))
     return sum(1 for _ in hook.iter_orders(window=window, limit=args.limit, raw=True))
 
 
-def worker_extract(base: str, args: argparse.Namespace) -> int:
+def worker_extract(base: str, args: argparse.Namespace, fmt: str = "jsonl") -> int:
     from airflow_provider_fulfillment.operators.extract import FulfillmentExtractOperator
 
     out = Path(tempfile.mkdtemp(prefix="bench-extract-"))
@@ -100,8 +120,11 @@ def worker_extract(base: str, args: argparse.Namespace) -> int:
             resource="orders",
             destination=str(out),
             window=(args.window_start, args.window_end),
+            format=fmt,
+            filters={"limit": args.limit},  # the scenario's page size, as the other variants read
         )
         manifest = operator.execute(context={})
+        print(json.dumps({"manifest": manifest}))
         return int(manifest["records"])
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -138,9 +161,15 @@ _IMPORTS = {
     "hook-seq-raw": ["airflow_provider_fulfillment.hooks.dropstream"],
     "hook-conc": ["airflow_provider_fulfillment.hooks.dropstream"],
     "hook-conc8": ["airflow_provider_fulfillment.hooks.dropstream"],
+    "hook-default": ["airflow_provider_fulfillment.hooks.dropstream"],
     "extract": [
         "airflow_provider_fulfillment.operators.extract",
         "airflow_provider_fulfillment.hooks.dropstream",
+    ],
+    "extract-parquet": [
+        "airflow_provider_fulfillment.operators.extract",
+        "airflow_provider_fulfillment.hooks.dropstream",
+        "pyarrow.parquet",
     ],
     "httpoperator": ["airflow.providers.http.operators.http"],
 }
@@ -158,16 +187,22 @@ def run_worker(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     if args.worker == "plain":
         records = worker_plain(base, args)
+    elif args.worker == "read-bytes":
+        records = worker_read_bytes(base, args)
     elif args.worker == "hook-seq":
         records = worker_hook_seq(base, args)
     elif args.worker == "hook-seq-raw":
         records = worker_hook_seq(base, args, raw=True)
     elif args.worker == "hook-conc":
-        records = worker_hook_conc(base, args)
+        records = worker_hook_conc(base, args, concurrency=args.concurrency)
     elif args.worker == "hook-conc8":
         records = worker_hook_conc(base, args, concurrency=8)
+    elif args.worker == "hook-default":
+        records = worker_hook_conc(base, args)
     elif args.worker == "extract":
         records = worker_extract(base, args)
+    elif args.worker == "extract-parquet":
+        records = worker_extract(base, args, "parquet")
     elif args.worker == "httpoperator":
         records = worker_httpoperator(base, args)
     else:
@@ -251,8 +286,20 @@ class Sandbox:
                 time.sleep(0.2)
         raise SystemExit("sandbox did not start within 120 s")
 
-    def set_latency(self, milliseconds: float) -> None:
-        httpx.patch(f"{self.url}/_control/faults", json={"latency": milliseconds / 1000}).raise_for_status()
+    def set_faults(self, **knobs: Any) -> None:
+        httpx.put(f"{self.url}/_control/faults", json=knobs).raise_for_status()
+
+    def reset_counters(self) -> None:
+        httpx.delete(f"{self.url}/_control/counters").raise_for_status()
+
+    def served(self) -> dict[str, int]:
+        """Answers to the vendor's endpoints since the last reset, and how many were 429."""
+        by_key = httpx.get(f"{self.url}/_control/counters", timeout=60).json()["by_key"]
+        answers = [e for e in by_key if e["path"].startswith("/dropstream/orders")]
+        return {
+            "answers": sum(e["count"] for e in answers),
+            "http_429": sum(e["count"] for e in answers if e["status"] == 429),
+        }
 
     def world(self) -> dict[str, Any]:
         return httpx.get(f"{self.url}/_control/world").json()
@@ -266,14 +313,19 @@ class Sandbox:
 
 
 def measure(
-    variant: str, sandbox: Sandbox, args: argparse.Namespace, window: tuple[str, str], limit: int
+    variant: str,
+    sandbox: Sandbox,
+    args: argparse.Namespace,
+    window: tuple[str, str],
+    limit: int,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     base = f"{sandbox.url}/dropstream"
     env = {
         **os.environ,
         "AIRFLOW_CONN_DROPSTREAM_DEFAULT": json.dumps({
             "conn_type": "dropstream", "host": base, "login": LOGIN, "password": PASSWORD,
-            "extra": {"max_attempts": 3, "timeout": 120},
+            "extra": {"max_attempts": 3, "timeout": 120, **(extra or {})},
         }),
         "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": base}),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
@@ -290,7 +342,11 @@ def measure(
             "variant": variant,
             "error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed",
         }
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    for line in lines[:-1]:
+        if line.startswith('{"manifest"'):
+            result["manifest"] = json.loads(line)["manifest"]
     result["variant"] = variant
     result["records_per_s"] = result["records"] / result["seconds"] if result["seconds"] else 0.0
     return result
@@ -303,12 +359,15 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100_000, help="DropStream orders in the world")
     parser.add_argument("--million", action="store_true", help="also run the 1,000,000-order memory check")
     parser.add_argument(
-        "--latency-ms", type=float, default=50.0, help="injected latency of the second scenario"
+        "--latency-ms", type=float, default=50.0, help="injected latency of the latency-bound scenarios"
     )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--limit", type=int, default=1000, help="page size (our default: the API's maximum)")
     parser.add_argument(
-        "--small-limit", type=int, default=100, help="page size of the round-trip-bound scenario"
+        "--small-limit", type=int, default=100, help="page size of the round-trip-bound scenarios"
+    )
+    parser.add_argument(
+        "--rate-limit", type=float, default=100.0, help="requests/s of the rate-limited scenario (0: skip)"
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--variants", default=",".join(VARIANTS))
@@ -327,6 +386,13 @@ def main() -> None:
         raise SystemExit(f"unknown variant(s): {', '.join(sorted(unknown))}")
     sizes = [args.orders] + ([1_000_000] if args.million else [])
     rows: list[dict[str, Any]] = []
+    latency = f"{args.latency_ms:g} ms latency"
+    small = f"{latency}, {args.small_limit}-record pages"
+    limited = f"{small}, limit {args.rate_limit:g} req/s"
+
+    def pick(*names: str) -> list[str]:
+        return [v for v in variants if v in names]
+
     for size in sizes:
         sandbox = Sandbox(size, args.seed)
         try:
@@ -335,28 +401,46 @@ def main() -> None:
             # The whole world: every order was created in [start, end).
             window = (world["start"], world["end"])
             measure("plain", sandbox, args, window, args.limit)  # untimed: warms the sandbox's record cache
-            latency = f"{args.latency_ms:g} ms latency"
-            scenarios = [
-                ("cpu-bound", 0.0, args.limit, [v for v in variants if v != "hook-conc8"]),
-                (latency, args.latency_ms, args.limit, variants),
+            # (scenario, latency ms, page size, variants, rate limit)
+            scenarios: list[tuple[str, float, int, list[str], float]] = [
+                ("cpu-bound", 0.0, args.limit, pick(
+                    "plain", "read-bytes", "hook-seq", "hook-seq-raw", "hook-conc", "hook-default",
+                    "extract", "extract-parquet", "httpoperator"), 0.0),
+                (latency, args.latency_ms, args.limit, pick(
+                    "plain", "read-bytes", "hook-seq-raw", "hook-conc", "hook-conc8", "hook-default",
+                    "extract", "httpoperator"), 0.0),
                 # The API's default page size: round trips, not parsing, bound the time.
-                (f"{latency}, {args.small_limit}-record pages", args.latency_ms, args.small_limit,
-                 [v for v in variants if v in ("plain", "hook-seq-raw", "hook-conc", "hook-conc8", "httpoperator")]),
+                (small, args.latency_ms, args.small_limit, pick(
+                    "plain", "hook-seq-raw", "hook-conc", "hook-conc8", "hook-default", "extract",
+                    "httpoperator"), 0.0),
             ]  # fmt: skip
-            if size >= 1_000_000:  # the 1M run measures memory, not latency
-                scenarios = [
+            if args.rate_limit:
+                scenarios.append(
                     (
-                        "cpu-bound",
-                        0.0,
-                        args.limit,
-                        [v for v in variants if v in ("plain", "hook-conc", "extract")],
+                        limited,
+                        args.latency_ms,
+                        args.small_limit,
+                        pick("hook-default", "extract"),
+                        args.rate_limit,
                     )
-                ]
-            for scenario, latency_ms, limit, chosen in scenarios:
-                sandbox.set_latency(latency_ms)
+                )
+            if size >= 1_000_000:  # the 1M run measures memory, not latency
+                scenarios = [("cpu-bound", 0.0, args.limit, pick("plain", "hook-default", "extract"), 0.0)]
+            for scenario, latency_ms, limit, chosen, rate in scenarios:
+                # A strict gateway: bursts of a tenth of a second's allowance at most.
+                burst = max(1, int(rate / 10))
+                sandbox.set_faults(
+                    latency=latency_ms / 1000, bucket_rate=rate, bucket_size=burst, prefix="/dropstream"
+                )
                 for variant in chosen:
-                    result = measure(variant, sandbox, args, window, limit)
-                    result.update(scenario=scenario, orders=size, expected=expected, limit=limit)
+                    sandbox.reset_counters()
+                    # Under a rate limit, 429s are part of the game: let a request try longer.
+                    extra = {"max_attempts": 20} if rate else None
+                    result = measure(variant, sandbox, args, window, limit, extra)
+                    result.update(
+                        scenario=scenario, orders=size, expected=expected, limit=limit, rate_limit=rate
+                    )
+                    result.update(sandbox.served())
                     rows.append(result)
                     print(_line(result), flush=True)
         finally:
@@ -374,39 +458,112 @@ def main() -> None:
 def _line(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"{result['scenario']:>18} {result['variant']:>13}: FAILED {result['error']}"
-    return (
+    line = (
         f"{result['scenario']:>18} {result['variant']:>13}: {result['records']:>9,} records in "
         f"{result['seconds']:7.2f} s = {result['records_per_s']:>9,.0f}/s, peak RSS {result['peak_rss_mb']:6.0f} MB "
-        f"(+{result['grown_rss_mb']:.0f} MB over imports)"
+        f"(+{result['grown_rss_mb']:.0f} MB over imports), {result['answers']} answers, {result['http_429']} x 429"
     )
+    manifest = result.get("manifest") or {}
+    if manifest.get("requests"):
+        line += f", manifest: {json.dumps(manifest['requests'])}"
+    return line
 
 
 def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     header = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores (sandbox and client "
         f"pinned to one each), Python {sys.version.split()[0]}, page size {args.limit} unless the scenario "
-        f"says otherwise, max_concurrency {args.concurrency}.",
+        f"says otherwise; hook-conc = max_concurrency {args.concurrency}, hook-default and extract = "
+        "the connection's defaults (adaptive).",
         "",
-        "| orders | scenario | variant | records | seconds | records/s | × plain | peak RSS MB | RSS grown by the run MB |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        "| orders | scenario | variant | records | seconds | records/s | × plain | × read-bytes | "
+        "answers | 429s | answers/s | peak RSS MB | RSS grown MB |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    floor = {
-        (r["orders"], r["scenario"]): r["records_per_s"]
-        for r in rows
-        if r["variant"] == "plain" and "error" not in r
-    }
+
+    def floor_of(variant: str) -> dict[tuple[int, str], float]:
+        return {
+            (r["orders"], r["scenario"]): r["records_per_s"]
+            for r in rows
+            if r["variant"] == variant and "error" not in r
+        }
+
+    plain, ceiling = floor_of("plain"), floor_of("read-bytes")
     lines = []
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['orders']:,} | {r['scenario']} | {r['variant']} | failed | | | | | |")
+            lines.append(f"| {r['orders']:,} | {r['scenario']} | {r['variant']} | failed | | | | | | | | | |")
             continue
-        base = floor.get((r["orders"], r["scenario"]))
-        ratio = f"{r['records_per_s'] / base:.2f}" if base else "—"
+        key = (r["orders"], r["scenario"])
+        ratio = f"{r['records_per_s'] / plain[key]:.2f}" if key in plain else "—"
+        to_ceiling = f"{r['records_per_s'] / ceiling[key]:.2f}" if key in ceiling else "—"
+        per_s = r["answers"] / r["seconds"] if r["seconds"] else 0.0
         lines.append(
             f"| {r['orders']:,} | {r['scenario']} | {r['variant']} | {r['records']:,} | {r['seconds']:.2f} | "
-            f"{r['records_per_s']:,.0f} | {ratio} | {r['peak_rss_mb']:.0f} | {r['grown_rss_mb']:.0f} |"
+            f"{r['records_per_s']:,.0f} | {ratio} | {to_ceiling} | {r['answers']:,} | {r['http_429']:,} | "
+            f"{per_s:,.1f} | {r['peak_rss_mb']:.0f} | {r['grown_rss_mb']:.0f} |"
         )
-    return "\n".join(header + lines)
+    return "\n".join(header + lines + ["", *targets(rows, args)])
+
+
+def targets(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    """The issue's targets, each measured in this run."""
+    ok = {(r["orders"], r["scenario"], r["variant"]): r for r in rows if "error" not in r}
+    size = args.orders
+    latency = f"{args.latency_ms:g} ms latency"
+    small = f"{latency}, {args.small_limit}-record pages"
+    limited = f"{small}, limit {args.rate_limit:g} req/s"
+
+    def rate(scenario: str, variant: str) -> float | None:
+        row = ok.get((size, scenario, variant))
+        return row["records_per_s"] if row else None
+
+    out = ["| target | measured | met |", "|---|---|---|"]
+
+    def ratio(name: str, a: float | None, b: float | None, goal: float) -> None:
+        if a is None or b is None:
+            out.append(f"| {name} | not measured | — |")
+            return
+        value = a / b
+        out.append(
+            f"| {name} | {value:.2f}× ({a:,.0f} vs {b:,.0f} records/s) | {'yes' if value >= goal else 'NO'} |"
+        )
+
+    ratio(
+        "extract JSONL ≥ 2.5× plain, CPU-bound", rate("cpu-bound", "extract"), rate("cpu-bound", "plain"), 2.5
+    )
+    ratio("extract JSONL ≥ 0.8× read-bytes, CPU-bound", rate("cpu-bound", "extract"),
+          rate("cpu-bound", "read-bytes"), 0.8)  # fmt: skip
+    ratio(
+        "hook with models ≥ 0.7× plain, CPU-bound",
+        rate("cpu-bound", "hook-seq"),
+        rate("cpu-bound", "plain"),
+        0.7,
+    )
+    ratio("100-record pages, default settings ≥ 6× sequential", rate(small, "hook-default"),
+          rate(small, "hook-seq-raw"), 6.0)  # fmt: skip
+    limited_row = ok.get((size, limited, "hook-default"))
+    if limited_row and args.rate_limit:
+        served = limited_row["answers"] - limited_row["http_429"]
+        achieved = served / limited_row["seconds"]
+        share = limited_row["http_429"] / max(1, limited_row["answers"])
+        met = achieved >= 0.9 * args.rate_limit and share <= 0.05
+        out.append(
+            f"| under {args.rate_limit:g} req/s: ≥ 90% of the rate, ≤ 5% 429s | {achieved:,.1f} req/s served "
+            f"({achieved / args.rate_limit:.0%}), {limited_row['http_429']} of {limited_row['answers']} answers 429 "
+            f"({share:.1%}) | {'yes' if met else 'NO'} |"
+        )
+    million = [r for r in rows if r["orders"] >= 1_000_000 and "error" not in r]
+    if million:
+        peak = max(r["peak_rss_mb"] for r in million)
+        small_peak = max(
+            (r["peak_rss_mb"] for r in rows if r["orders"] == size and "error" not in r), default=0
+        )
+        out.append(
+            f"| peak RSS, 1M orders < 300 MB, flat in N | {peak:.0f} MB at 1M vs {small_peak:.0f} MB at {size:,} | "
+            f"{'yes' if peak < 300 else 'NO'} |"
+        )
+    return out
 
 
 if __name__ == "__main__":
