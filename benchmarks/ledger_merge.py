@@ -34,23 +34,37 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of another one (the PostgreSQL backend) by pid."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _orders(n: int) -> Any:
     """N DropStream-like orders, streamed: normalized fields, two line items and a compact raw JSON."""
     from airflow_provider_fulfillment.ledger import LedgerRow
     from airflow_provider_fulfillment.models.common import LineItem, Order
 
     states = (("new", "pending"), ("processing", "processing"), ("shipped", "shipped"), ("error", "error"))
+    # Frozen line items shared across records: generating the input is not what is measured.
+    pool = [
+        [
+            LineItem(line_id=str(2 * k), sku=f"SKU-{k}", quantity=1),
+            LineItem(line_id=str(2 * k + 1), sku=f"SKU-{k % 89}", quantity=2),
+        ]
+        for k in range(997)
+    ]
     for i in range(n):
         raw_status, status = states[i % 4]
         created = START + timedelta(seconds=i)
-        items = [
-            LineItem.model_construct(line_id=str(2 * i), sku=f"SKU-{i % 997}", quantity=1),
-            LineItem.model_construct(line_id=str(2 * i + 1), sku=f"SKU-{i % 89}", quantity=2),
-        ]
-        record = Order.model_construct(
+        record = Order(
             vendor="dropstream", id=str(i), number=f"#{100000 + i}", status=status, raw_status=raw_status,
             status_since=created + timedelta(hours=1), created_at=created, ordered_at=created,
-            modified_at=None, ship_by=created + timedelta(days=2), items=items,
+            ship_by=created + timedelta(days=2), items=pool[i % 997],
         )  # fmt: skip
         raw = (
             f'{{"id":{i},"external_display_id":"#{100000 + i}","fulfillment_state":"{raw_status}",'
@@ -70,16 +84,39 @@ def child(backend: str, n: int, conn: str) -> dict[str, Any]:
     with ledger.dialect.transaction() as cursor:  # connect and migrate before the clock starts
         cursor.execute("DELETE FROM fulfillment_orders")  # a reused --postgres-uri database starts empty
         cursor.execute("DELETE FROM fulfillment_state_changes")
+    backend_pid = None
+    if backend == "postgresql":
+        with ledger.dialect.transaction() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend_pid = cursor.fetchone()[0]
     base_rss = _rss_mb()
     results: dict[str, Any] = {"backend": backend, "orders": n, "base_rss_mb": round(base_rss)}
+    # What generating the input costs (measured on up to 100,000 rows, scaled): subtracted below.
+    sample = min(n, 100_000)
+    generation = _cpu_seconds()
+    for _ in _orders(sample):
+        pass
+    generation = (_cpu_seconds() - generation) * n / sample
+    results["generation_cpu_s"] = round(generation, 1)
     for phase in ("load", "reload"):
-        started = time.perf_counter()
+        started, client_cpu = time.perf_counter(), _cpu_seconds()
+        server_cpu = _cpu_seconds(backend_pid) if backend_pid else 0.0
         merged = ledger.merge("orders", _orders(n), conn_id="bench", observed_at=START + timedelta(days=3))
         seconds = time.perf_counter() - started
+        client_cpu = _cpu_seconds() - client_cpu
+        server_cpu = (_cpu_seconds(backend_pid) - server_cpu) if backend_pid else 0.0
         expected = {"load": merged.inserted, "reload": merged.unchanged}[phase]
         if expected != n:
             raise SystemExit(f"{backend} {phase}: expected {n} rows, got {merged}")
-        results[phase] = {"seconds": round(seconds, 2), "rows_per_s": round(n / seconds)}
+        results[phase] = {
+            "seconds": round(seconds, 2),
+            "rows_per_s": round(n / seconds),
+            # Load-independent: what the merge cost in CPU, here (generation included) and in the server;
+            # rows per CPU second leaves the generation out.
+            "client_cpu_s": round(client_cpu, 1),
+            "server_cpu_s": round(server_cpu, 1),
+            "rows_per_cpu_s": round(n / max(client_cpu - generation + server_cpu, 1e-9)),
+        }
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     results["grown_mb"] = round(results["peak_rss_mb"] - base_rss)
     if ledger.counts()["fulfillment_orders"] != n:
@@ -106,14 +143,18 @@ def table(results: list[dict[str, Any]], machine: str) -> str:
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}.",
         "",
-        "| database | orders | load s | load rows/s | reload s | reload rows/s | peak RSS MB | RSS grown MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| database | orders | phase | seconds | rows/s | client CPU s | server CPU s | rows per CPU s "
+        "| peak RSS MB | RSS grown MB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        lines.append(
-            f"| {r['backend']} | {r['orders']:,} | {r['load']['seconds']:.1f} | {r['load']['rows_per_s']:,} | "
-            f"{r['reload']['seconds']:.1f} | {r['reload']['rows_per_s']:,} | {r['peak_rss_mb']} | {r['grown_mb']} |"
-        )
+        for phase in ("load", "reload"):
+            p = r[phase]
+            lines.append(
+                f"| {r['backend']} | {r['orders']:,} | {phase} | {p['seconds']:.1f} | {p['rows_per_s']:,} | "
+                f"{p['client_cpu_s']} | {p['server_cpu_s'] or '-'} | {p['rows_per_cpu_s']:,} | "
+                f"{r['peak_rss_mb']} | {r['grown_mb']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -157,7 +198,10 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    load = os.getloadavg()
+    machine = (
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, load average at the end {load[0]:.1f}"
+    )
     text = table(results, machine)
     print(text)
     if args.output:
