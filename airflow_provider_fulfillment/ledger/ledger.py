@@ -68,6 +68,8 @@ class LedgerRow(NamedTuple):
     version_at: datetime | None = None
     # When this row was read, if not the merge's `observed_at` (rows from several manifests).
     observed_at: datetime | None = None
+    # The vendor connection it was read through, if not the merge's `conn_id`.
+    conn_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -363,11 +365,12 @@ class Ledger:
         as_json = self.dialect.json_param
         observed_param = ts(observed)
         for seq, item in enumerate(rows):
-            row_observed = observed_param
+            row_observed, row_conn = observed_param, conn_id
             if isinstance(item, LedgerRow):
-                record, raw, account, version_at, seen_at = item
+                record, raw, account, version_at, seen_at, read_through = item
                 if seen_at is not None:
                     row_observed = ts(utc(seen_at))
+                row_conn = read_through or conn_id
             else:
                 record, raw, account, version_at = item, None, "", None
             account = account or default_account
@@ -379,7 +382,7 @@ class Ledger:
                     record.vendor, account, record.id, record.number, record.status, record.raw_status,
                     ts(record.status_since), ts(record.created_at), ts(record.ordered_at),
                     ts(record.modified_at), ts(record.ship_by), as_json(_items_text(record.items)),
-                    ts(version) if version else row_observed, row_observed, as_json(_json_text(raw)), conn_id, seq,
+                    ts(version) if version else row_observed, row_observed, as_json(_json_text(raw)), row_conn, seq,
                 )  # fmt: skip
             else:
                 if not isinstance(record, Shipment):
@@ -392,7 +395,7 @@ class Ledger:
                     record.status, record.raw_status, ts(record.status_since), ts(record.created_at),
                     ts(record.shipped_at), ts(record.expected_delivery_at), ts(record.delivered_at),
                     as_json(_items_text(record.items)), ts(version) if version else row_observed, row_observed,
-                    as_json(_json_text(raw)), conn_id, seq,
+                    as_json(_json_text(raw)), row_conn, seq,
                 )  # fmt: skip
 
     def _merge_staged(self, cursor: Any, kind: str, table: _Table, run: RunRef) -> MergeResult:

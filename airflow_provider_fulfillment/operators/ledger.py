@@ -105,6 +105,7 @@ def manifest_rows(
     """
     vendor, resource = manifest["vendor"], manifest["resource"]
     normalized = bool(manifest.get("normalized"))
+    conn_id = manifest.get("conn_id")
     path = to_path(manifest["uri"])
     model = model_class(vendor, resource, normalized)
     for document in iter_documents(path):
@@ -115,7 +116,7 @@ def manifest_rows(
         )
         if normalized:
             if resource == target:
-                yield LedgerRow(record, None, account, observed_at=observed_at)
+                yield LedgerRow(record, None, account, observed_at=observed_at, conn_id=conn_id)
             continue
         raw = _raw_text(document)
         record_account = getattr(record, "account_number", None) or account
@@ -125,14 +126,16 @@ def manifest_rows(
                 if vendor == "stream" and target == "shipments"
                 else record.to_common()
             )
-            yield LedgerRow(common, raw, record_account, observed_at=observed_at)
+            yield LedgerRow(common, raw, record_account, observed_at=observed_at, conn_id=conn_id)
         elif target == "shipments" and vendor == "stream":
-            yield LedgerRow(record.to_common_shipment(), raw, record_account, observed_at=observed_at)
+            yield LedgerRow(
+                record.to_common_shipment(), raw, record_account, observed_at=observed_at, conn_id=conn_id
+            )
         elif target == "shipments" and vendor == "dcl":
             for shipment in record.shipment_records():
                 yield LedgerRow(
                     shipment.to_common(), shipment.model_dump_json(), record_account,
-                    version_at=record.modified_at, observed_at=observed_at,
+                    version_at=record.modified_at, observed_at=observed_at, conn_id=conn_id,
                 )  # fmt: skip
 
 

@@ -81,6 +81,12 @@ def test_loading_manifests_is_idempotent_and_dcl_and_stream_orders_give_shipment
         stored = {(o.vendor, o.id): o.raw_status for o in ledger.iter_records("orders")}
         dcl_shipments = {s.id for s in ledger.iter_records("shipments", vendor="dcl")}
         stream_shipments = {s.id for s in ledger.iter_records("shipments", vendor="stream")}
+        conn_ids = {row[0] for row in ledger._all("SELECT DISTINCT conn_id FROM fulfillment_orders")}
+        assert conn_ids == {
+            "dropstream_default",
+            "dcl_default",
+            "stream_default",
+        }  # each row's own connection
         accounts = {
             row[0]
             for row in ledger._all("SELECT DISTINCT account FROM fulfillment_orders WHERE vendor = 'dcl'")
