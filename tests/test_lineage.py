@@ -76,7 +76,19 @@ def lineage_events(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     MemoryTransport.events.clear()
     listener = ol_listener.get_openlineage_listener()
     listener.adapter._client = None  # a client built from the settings above
+    # The provider's plugin registers its listener only if OpenLineage was configured when the plugin
+    # was first imported (not so when an earlier test imported it): register it for this test.
+    from airflow.listeners.listener import get_listener_manager as core_listeners
+    from airflow.sdk.listener import get_listener_manager as task_listeners
+
+    added = [
+        manager for manager in (task_listeners(), core_listeners()) if not manager.pm.is_registered(listener)
+    ]
+    for manager in added:
+        manager.add_listener(listener)
     yield MemoryTransport.events
+    for manager in added:
+        manager.pm.unregister(listener)
     listener.adapter._client = None
     for name in dir(ol_conf):
         getattr(getattr(ol_conf, name), "cache_clear", lambda: None)()

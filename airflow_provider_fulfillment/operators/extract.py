@@ -379,7 +379,8 @@ class FulfillmentExtractOperator(BaseOperator):
             progress.count, self.resource, sink.size, progress.elapsed, progress.rate(), manifest["uri"],
         )  # fmt: skip
         self._emit_asset_events(context, vendor, manifest)
-        self._lineage = (hook.settings.base_url, vendor, manifest)
+        settings = getattr(hook, "settings", None)  # test doubles of the hook may have none
+        self._lineage = (getattr(settings, "base_url", ""), vendor, manifest)
         return manifest
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -390,8 +391,9 @@ class FulfillmentExtractOperator(BaseOperator):
         if lineage is None:
             return None
         base_url, vendor, manifest = lineage
+        inputs = [endpoint_dataset(base_url, vendor, self.resource)] if base_url else []
         output = (*file_dataset(manifest["uri"]), manifest["records"], manifest["bytes"])
-        return operator_lineage([endpoint_dataset(base_url, vendor, self.resource)], [output])
+        return operator_lineage(inputs, [output])
 
     def _expected(self, hook: FulfillmentHook, window: Window, filters: dict[str, Any]) -> int | None:
         """The vendor's count for the window, for progress; never a reason to fail the extraction."""
