@@ -286,3 +286,20 @@ def test_reads_do_not_wait_for_a_load_in_progress(ledger):
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_without_a_connection_the_ledger_is_an_sqlite_file_under_airflow_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("AIRFLOW_CONN_FULFILLMENT_LEDGER", raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    with Ledger() as ledger:
+        assert ledger.backend == "sqlite"
+        ledger.merge("orders", [order("1")], observed_at=T0)
+    assert (tmp_path / "home" / "fulfillment_ledger.db").is_file()
+    with Ledger() as reopened:
+        assert [o.id for o in reopened.iter_records("orders")] == ["1"]
+
+
+def test_a_connection_of_another_type_is_refused(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_FULFILLMENT_LEDGER", '{"conn_type": "http", "host": "example.com"}')
+    with pytest.raises(ValueError, match="has type 'http'; the ledger supports 'sqlite' and 'postgres'"):
+        Ledger().counts()
