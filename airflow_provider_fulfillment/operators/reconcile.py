@@ -41,6 +41,7 @@ from airflow_provider_fulfillment.operators._storage import (
     uri_of,
 )
 from airflow_provider_fulfillment.operators.links import FulfillmentRunLink, ReconcileReportLink
+from airflow_provider_fulfillment.operators.report import report_for_run
 from airflow_provider_fulfillment.rules.reconcile import CLOSED_STATES, ReconcilePolicy, reconcile
 from airflow_provider_fulfillment.rules.types import FINDING_KINDS, Finding, FindingRow, RunRef
 from airflow_provider_fulfillment.windows import to_aware_datetime
@@ -308,7 +309,17 @@ class FulfillmentReconcileOperator(BaseOperator):
         if self.orders is not None:
             summary = self._from_files(as_of)
         else:
-            summary = self._from_ledger(as_of, run_ref(context))
+            run = run_ref(context)
+            summary = self._from_ledger(as_of, run)
+            # The run's HTML report (summary, charts, the oldest open findings); its URI in the summary.
+            summary["report_uri"] = report_for_run(
+                self.ledger_conn_id,
+                run=run,
+                summary=summary,
+                as_of=as_of,
+                destination=self.destination,
+                destination_conn_id=self.destination_conn_id,
+            )
         exceeded = []
         for kind, limit in self.fail_on.items():
             count = summary["open"] if kind == "total" else summary["counts"][kind]

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_fulfillment.operators._storage import atomic_write, uri_of
+from airflow_provider_fulfillment.operators._storage import atomic_write, default_root, to_path, uri_of
 from airflow_provider_fulfillment.reports.html import render_report
 from airflow_provider_fulfillment.reports.ledger_view import load_overview
 from airflow_provider_fulfillment.rules.types import RunRef
@@ -52,4 +52,24 @@ def write_run_report(
     return uri_of(path)
 
 
-__all__ = ["report_path", "write_run_report"]
+def report_for_run(
+    ledger_conn_id: str,
+    *,
+    run: RunRef,
+    summary: Mapping[str, Any],
+    as_of: datetime,
+    destination: Any = None,
+    destination_conn_id: str | None = None,
+) -> str:
+    """What the reconcile operator calls: the report of its run under its destination (or the default root)."""
+    from airflow_provider_fulfillment.ledger import Ledger
+    from airflow_provider_fulfillment.operators.links import ui_base_url
+
+    root = default_root() if destination in (None, "") else to_path(destination, destination_conn_id)
+    with Ledger(ledger_conn_id) as ledger:
+        return write_run_report(
+            ledger, run=run, summary=summary, as_of=as_of, root=root, base_url=ui_base_url()
+        )
+
+
+__all__ = ["report_for_run", "report_path", "write_run_report"]
