@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
@@ -66,6 +67,7 @@ def test_operators_declare_their_links_and_the_provider_registers_them():
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeHook:
     hook = FakeHook([ds_order(i) for i in range(3)])
+    hook.settings = SimpleNamespace(base_url="http://127.0.0.1:9/dropstream")  # read for lineage
     monkeypatch.setattr(extract_module, "get_hook", lambda conn_id: hook)
     return hook
 
