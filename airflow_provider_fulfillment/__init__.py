@@ -8,29 +8,29 @@ _RETRY_FIELDS = {
     "timeout": {
         "label": "Timeout (s)",
         "description": "Seconds to wait for the vendor to answer one request.",
-        "schema": {"type": ["number", "null"], "default": 30},
+        "schema": {"type": ["number", "null"], "default": 30, "exclusiveMinimum": 0, "maximum": 3600},
     },
     "max_attempts": {
         "label": "Max attempts",
         "description": "Attempts per request on connection errors, 5xx and 429 (1 = no retry).",
-        "schema": {"type": ["integer", "null"], "default": 5},
+        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 1, "maximum": 100},
     },
     "max_wait": {
         "label": "Max wait between attempts (s)",
         "description": "Upper bound on one backoff or Retry-After wait.",
-        "schema": {"type": ["number", "null"], "default": 60},
+        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0, "maximum": 3600},
     },
     "max_concurrency": {
         "label": "Max concurrent requests",
         "description": "Ceiling of requests in flight for this connection. An adaptive controller starts "
         "at 4 and rises toward it only while the vendor answers fast without 429/503.",
-        "schema": {"type": ["integer", "null"], "default": 16, "minimum": 1},
+        "schema": {"type": ["integer", "null"], "default": 16, "minimum": 1, "maximum": 256},
     },
     "max_requests_per_second": {
         "label": "Max requests per second",
         "description": "A request budget for the whole connection (all tasks' threads in one worker); "
         "empty for none: the client then learns the vendor's limit from its 429s.",
-        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 10000},
     },
 }
 
@@ -66,9 +66,21 @@ def get_provider_info() -> dict:
         "description": "Extract, reconcile and alert on orders and shipments from DropStream, DCL and Stream.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": "DropStream", "tags": ["service"]},
-            {"integration-name": "DCL", "tags": ["service"]},
-            {"integration-name": "Stream", "tags": ["service"]},
+            {
+                "integration-name": "DropStream",
+                "external-doc-url": "https://www.getdropstream.com/",
+                "tags": ["service"],
+            },
+            {
+                "integration-name": "DCL",
+                "external-doc-url": "https://www.dclcorp.com/",
+                "tags": ["service"],
+            },
+            {
+                "integration-name": "Stream",
+                "external-doc-url": "https://www.vatit-stream.com/",
+                "tags": ["service"],
+            },
         ],
         "hooks": [
             {

@@ -30,6 +30,8 @@ trap cleanup EXIT
 echo "== Airflow $version: building the wheel, installing it in a fresh venv"
 "$uv" build -q --wheel --out-dir "$work/dist" "$repo"
 wheel=$(ls "$work"/dist/airflow_provider_fulfillment-*.whl)
+"$python" -c "import sys, zipfile; sys.exit('airflow_provider_fulfillment/py.typed' not in zipfile.ZipFile(sys.argv[1]).namelist())" "$wheel" \
+    || { echo "the wheel lacks airflow_provider_fulfillment/py.typed"; exit 1; }
 "$uv" venv -q -p "$python" "$work/venv"
 # Exactly this Airflow, with what was released up to the day after it: the set Airflow's own
 # constraints file for that version pins (that file lives on a host CI cannot reach). Without the

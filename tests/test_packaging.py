@@ -28,3 +28,30 @@ def test_ci_checks_the_floor_with_libraries_as_of_its_release():
         rf"^\s*{re.escape(airflow_floor())}\) released=\d{{4}}-\d\d-\d\d ;;$", script, re.MULTILINE
     )
     assert "bash scripts/check-oldest-airflow.sh" in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_package_is_typed():
+    assert (REPO / "airflow_provider_fulfillment" / "py.typed").is_file()
+    script = (REPO / "scripts" / "check-oldest-airflow.sh").read_text()
+    assert "airflow_provider_fulfillment/py.typed" in script  # the built wheel is checked to contain it
+
+
+def test_numeric_connection_fields_are_bounded_as_the_client_accepts_them():
+    from airflow_provider_fulfillment import get_provider_info
+
+    for kind in get_provider_info()["connection-types"]:
+        for name, field in kind["conn-fields"].items():
+            schema = field["schema"]
+            if "number" in schema["type"] or "integer" in schema["type"]:
+                assert "maximum" in schema, (kind["connection-type"], name)
+                assert "minimum" in schema or "exclusiveMinimum" in schema, (kind["connection-type"], name)
+        fields = kind["conn-fields"]
+        assert fields["max_attempts"]["schema"]["minimum"] == 1  # 0 attempts would never call the vendor
+        assert fields["timeout"]["schema"]["exclusiveMinimum"] == 0
+
+
+def test_integrations_link_to_the_vendors():
+    from airflow_provider_fulfillment import get_provider_info
+
+    for integration in get_provider_info()["integrations"]:
+        assert integration["external-doc-url"].startswith("https://"), integration
