@@ -7,7 +7,7 @@ What it shows, for DropStream, DCL and Stream at once:
   watermark, DropStream and Stream by re-reading the records the ledger still holds open (one
   state-filtered query per state) plus recent ones. The first run, on an empty ledger, reads the
   last `INITIAL_LOOKBACK`.
-- `FulfillmentLedgerLoadOperator` merging every manifest into the ledger (`fulfillment_ledger`;
+- `FulfillmentLedgerLoadOperator` merging each vendor's manifests into the ledger (`fulfillment_ledger`;
   SQLite under `$AIRFLOW_HOME` unless the connection points elsewhere, e.g. PostgreSQL): idempotent,
   a version only replaces an older one, each observed status change written once.
 - `FulfillmentReconcileOperator` reconciling the whole ledger as of the interval's end and keeping
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronTriggerTimetable
 from fulfillment_alerts import FulfillmentAlertNotifier
 
 from airflow_provider_fulfillment.operators.alert import FulfillmentAlertOperator
@@ -40,17 +40,19 @@ from airflow_provider_fulfillment.operators.sla import FulfillmentSlaOperator
 
 LEDGER_CONN_ID = "fulfillment_ledger"
 INITIAL_LOOKBACK = timedelta(days=31)
-# (vendor connection, resources extracted and captured); a Stream order is its own shipment and DCL
-# shipments come nested in their orders, so orders are all those two need.
+# (vendor connection, resources extracted and captured). DCL shipments come nested in their orders
+# (and DCL's modified watermark sees every change). A Stream order is its own shipment: its orders
+# load both tables, and capturing its shipments too re-reads those in transit until delivered.
 SOURCES = (
     ("dropstream_default", ("orders", "shipments")),
     ("dcl_default", ("orders",)),
-    ("stream_default", ("orders",)),
+    ("stream_default", ("orders", "shipments")),
 )
 
 with DAG(
     dag_id="example_fulfillment_daily_ledger",
-    schedule="@daily",
+    # daily at 00:00 UTC over the day before: the data interval the extracts read
+    schedule=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=timedelta(days=1)),
     start_date=datetime(2025, 12, 1),
     catchup=False,
     max_active_runs=1,  # each day builds on the ledger the previous one left
@@ -59,9 +61,12 @@ with DAG(
     tags=["fulfillment", "ledger", "example"],
     doc_md=__doc__,
 ) as dag:
-    manifests = []
+    reconcile = FulfillmentReconcileOperator(
+        task_id="reconcile", ledger_conn_id=LEDGER_CONN_ID, ship_deadline=timedelta(days=2)
+    )
     for conn_id, resources in SOURCES:
         vendor = conn_id.removesuffix("_default")
+        manifests = []
         for resource in resources:
             extract = FulfillmentExtractOperator(
                 task_id=f"extract_{vendor}_{resource}", conn_id=conn_id, resource=resource
@@ -74,12 +79,12 @@ with DAG(
                 initial_lookback=INITIAL_LOOKBACK,
             )
             manifests += [extract.output, capture.output]
-    load = FulfillmentLedgerLoadOperator(
-        task_id="load_ledger", manifests=manifests, ledger_conn_id=LEDGER_CONN_ID
-    )
-    reconcile = FulfillmentReconcileOperator(
-        task_id="reconcile", ledger_conn_id=LEDGER_CONN_ID, ship_deadline=timedelta(days=2)
-    )
+        # one load per vendor connection: the ledger records which connection read each record,
+        # and change capture re-reads the open records of its own connection
+        load = FulfillmentLedgerLoadOperator(
+            task_id=f"load_{vendor}", manifests=manifests, ledger_conn_id=LEDGER_CONN_ID
+        )
+        load >> reconcile
     alert = FulfillmentAlertOperator(
         task_id="alert",
         ledger_conn_id=LEDGER_CONN_ID,
@@ -91,4 +96,4 @@ with DAG(
         on_failure_callback=FulfillmentAlertNotifier(),
     )
     sla = FulfillmentSlaOperator(task_id="sla", ledger_conn_id=LEDGER_CONN_ID)
-    load >> reconcile >> [alert, sla]
+    reconcile >> [alert, sla]

@@ -197,17 +197,14 @@ def test_orders_to_shipments_extracts_reconciles_then_alerts(dagbag: Any) -> Non
 
 def test_the_daily_ledger_dag_extracts_captures_loads_reconciles_and_alerts(dagbag: Any) -> None:
     dag = dagbag.dags["example_fulfillment_daily_ledger"]
-    sources = {
-        f"{step}_{name}"
-        for name in ("dropstream_orders", "dropstream_shipments", "dcl_orders", "stream_orders")
-        for step in ("extract", "capture")
-    }
-    load = dag.get_task("load_ledger")
-    assert load.upstream_task_ids == sources
-    assert dag.get_task("reconcile").upstream_task_ids == {"load_ledger"}
+    resources = {"dropstream": ("orders", "shipments"), "dcl": ("orders",), "stream": ("orders", "shipments")}
+    for vendor, names in resources.items():
+        sources = {f"{step}_{vendor}_{name}" for name in names for step in ("extract", "capture")}
+        assert dag.get_task(f"load_{vendor}").upstream_task_ids == sources
+    assert dag.get_task("reconcile").upstream_task_ids == {"load_dropstream", "load_dcl", "load_stream"}
     assert dag.get_task("alert").upstream_task_ids == {"reconcile"}
     assert dag.get_task("sla").upstream_task_ids == {"reconcile"}
-    assert {dag.get_task(t).ledger_conn_id for t in ("load_ledger", "reconcile", "alert", "sla")} == {
+    assert {dag.get_task(t).ledger_conn_id for t in ("load_dcl", "reconcile", "alert", "sla")} == {
         "fulfillment_ledger"
     }
     assert dag.max_active_runs == 1
