@@ -15,7 +15,7 @@ status, since) as XCom.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
@@ -28,6 +28,7 @@ from airflow_provider_fulfillment.triggers.state import (
     describe,
     match_state,
     normalize_states,
+    not_found_message,
     outcome_message,
 )
 
@@ -55,11 +56,17 @@ class _RecordStateSensor(BaseSensorOperator):
         target_states: Iterable[str] | str = DEFAULT_TARGET_STATES,
         failure_states: Iterable[str] | str | None = DEFAULT_FAILURE_STATES,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        not_found_timeout: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.ident = ident
+        if isinstance(not_found_timeout, int | float):
+            not_found_timeout = timedelta(seconds=not_found_timeout)
+        if not_found_timeout is not None and not_found_timeout < timedelta(0):
+            raise ValueError(f"not_found_timeout must not be negative, got {not_found_timeout}")
+        self.not_found_timeout = not_found_timeout
         # Kept as given (they are templated); checked again once rendered.
         self.target_states = normalize_states(target_states, "target_states")
         self.failure_states = normalize_states(failure_states, "failure_states")
@@ -105,11 +112,25 @@ class _RecordStateSensor(BaseSensorOperator):
         if outcome == "ok":
             self.log.info("%s", outcome_message(outcome, state, targets))
             return state
+        deadline = None if state.found else self._not_found_deadline()
+        if deadline is not None and datetime.now(UTC) >= deadline:
+            raise AirflowFailException(
+                f"connection '{self.conn_id}': {not_found_message(state, deadline.isoformat())}"
+            )
         if not state.found:
             self.log.info("%s (yet); waiting", describe(state))
         else:
             self.log.info("%s; waiting for %s", describe(state), ", ".join(targets))
         return None
+
+    def _not_found_deadline(self) -> datetime | None:
+        """When a record the vendor does not know ends the wait: not_found_timeout after the first check."""
+        if self.not_found_timeout is None:
+            return None
+        started = getattr(self, "_first_check", None)
+        if started is None:
+            started = self._first_check = datetime.now(UTC)
+        return started + self.not_found_timeout
 
     def poke(self, context: Context) -> PokeReturnValue:
         state = self._check(self._hook())
@@ -136,6 +157,7 @@ class _RecordStateSensor(BaseSensorOperator):
             raise
         if done.is_done:
             return done.xcom_value
+        deadline = self._not_found_deadline()
         self.defer(
             trigger=FulfillmentStateTrigger(
                 conn_id=self.conn_id,
@@ -144,6 +166,7 @@ class _RecordStateSensor(BaseSensorOperator):
                 target_states=normalize_states(self.target_states, "target_states"),
                 failure_states=normalize_states(self.failure_states, "failure_states"),
                 poke_interval=self.poke_interval,
+                not_found_deadline=None if deadline is None else deadline.isoformat(),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -179,6 +202,10 @@ class OrderStateSensor(_RecordStateSensor):
     :param target_states: raw (`shipped`, DCL `"60"`) or normalized (`shipped`, `delivered`) states.
     :param failure_states: raw or normalized; default the normalized `error`. Empty: never fail early.
     :param deferrable: wait in the triggerer (default: `[operators] default_deferrable`).
+    :param not_found_timeout: fail (no retries) when the vendor still does not know the record this
+        long (a timedelta or seconds) after the first check; default None: wait until `timeout`.
+        Counted in the sensor's process (poke mode, and across a deferral); in `mode="reschedule"` it
+        starts again at each reschedule.
 
     Plus every `BaseSensorOperator` argument (`poke_interval`, `timeout`, `mode`, `soft_fail`...).
     Returns the order's state as a dict (XCom).
@@ -220,6 +247,12 @@ class ShipmentStateSensor(_RecordStateSensor):
     :param target_states: raw or normalized; default `shipped`, `delivered`.
     :param failure_states: raw or normalized; default the normalized `error`.
     :param deferrable: wait in the triggerer (default: `[operators] default_deferrable`).
+    :param not_found_timeout: fail when the vendor still does not know the shipment this long after
+        the first check (a mistyped tracking number fails then, not at `timeout`).
+    :param not_found_timeout: fail (no retries) when the vendor still does not know the record this
+        long (a timedelta or seconds) after the first check; default None: wait until `timeout`.
+        Counted in the sensor's process (poke mode, and across a deferral); in `mode="reschedule"` it
+        starts again at each reschedule.
 
     Returns the shipment's state as a dict (XCom).
     """

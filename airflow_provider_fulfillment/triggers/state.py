@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -78,6 +79,13 @@ def outcome_message(outcome: Outcome, state: RecordState, target_states: Iterabl
     return f"{describe(state)}: reached a target state ({', '.join(target_states)})"
 
 
+def not_found_message(state: RecordState, deadline: str) -> str:
+    return (
+        f"{describe(state)}, and the sensor's not_found_timeout ran out at {deadline}: "
+        "check the identifier (waiting longer would not make a mistyped one appear)"
+    )
+
+
 class FulfillmentStateTrigger(BaseTrigger):
     """Polls one record's state until it matches a target or a failure state; fires one event.
 
@@ -87,6 +95,8 @@ class FulfillmentStateTrigger(BaseTrigger):
     :param target_states: raw or normalized states that end the wait successfully.
     :param failure_states: raw or normalized states that end it as a failure.
     :param poke_interval: seconds between two polls.
+    :param not_found_deadline: ISO-8601 instant; if the vendor still does not know the record then,
+        the trigger fires a "failed" event (a mistyped id ends the wait instead of lasting the timeout).
 
     Event payload: ``{"status": "ok" | "failed" | "error", "message": str, "state": RecordState dict
     or None, "conn_id", "resource", "ident"}``. Errors (bad connection, exhausted retries) become an
@@ -101,6 +111,7 @@ class FulfillmentStateTrigger(BaseTrigger):
         target_states: Iterable[str],
         failure_states: Iterable[str] = (),
         poke_interval: float = 60.0,
+        not_found_deadline: str | None = None,
     ) -> None:
         super().__init__()
         if resource not in RESOURCES:
@@ -117,6 +128,8 @@ class FulfillmentStateTrigger(BaseTrigger):
         self.poke_interval = float(poke_interval)
         if self.poke_interval < 0:
             raise ValueError(f"poke_interval must not be negative, got {poke_interval}")
+        self.not_found_deadline = not_found_deadline
+        self._deadline = None if not_found_deadline is None else datetime.fromisoformat(not_found_deadline)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -128,6 +141,7 @@ class FulfillmentStateTrigger(BaseTrigger):
                 "target_states": list(self.target_states),
                 "failure_states": list(self.failure_states),
                 "poke_interval": self.poke_interval,
+                "not_found_deadline": self.not_found_deadline,
             },
         )
 
@@ -157,6 +171,10 @@ class FulfillmentStateTrigger(BaseTrigger):
                 outcome = match_state(state, self.target_states, self.failure_states)
                 if outcome is not None:
                     event = self._event(outcome, outcome_message(outcome, state, self.target_states), state)
+                    break
+                if not state.found and self._deadline is not None and datetime.now(UTC) >= self._deadline:
+                    message = not_found_message(state, self.not_found_deadline or "")
+                    event = self._event("failed", f"connection '{self.conn_id}': {message}", state)
                     break
                 if not state.found:
                     self.log.info("%s; waiting (poll %d)", describe(state), polls)

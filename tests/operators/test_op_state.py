@@ -153,7 +153,7 @@ def test_deferral_carries_the_timeout_and_plain_kwargs(scripted):
     assert classpath == "airflow_provider_fulfillment.triggers.state.FulfillmentStateTrigger"
     assert kwargs == {
         "conn_id": "c", "resource": "order", "ident": "1001", "target_states": ["delivered"],
-        "failure_states": ["error", "canceled"], "poke_interval": 15.0,
+        "failure_states": ["error", "canceled"], "poke_interval": 15.0, "not_found_deadline": None,
     }  # fmt: skip
     assert json.loads(json.dumps(kwargs)) == kwargs
 
@@ -295,3 +295,60 @@ def test_trigger_run_reports_an_unknown_connection(monkeypatch):
     trigger = FulfillmentStateTrigger("nope", "order", "1", ["shipped"], [], 0.01)
     (event,) = asyncio.run(_events(trigger))
     assert event.payload["status"] == "error" and "nope" in event.payload["message"]
+
+
+# ------------------------------------------------------------------------------- not_found_timeout
+
+
+def test_poke_mode_fails_when_the_record_never_appears_within_not_found_timeout(
+    request, run_dag, scripted, failures, task_states
+):
+    scripted(state(None, None, found=False))
+    dag = sensor_dag(
+        dag_id(request), ShipmentStateSensor, not_found_timeout=0.2, on_failure_callback=failures
+    )
+    run = run_dag(dag)
+    assert task_states(run) == {"wait": "failed"}
+    message = str(failures.errors["wait"])
+    assert isinstance(failures.errors["wait"], AirflowFailException)
+    assert "was not found, and the sensor's not_found_timeout ran out at" in message
+    assert message.endswith("check the identifier (waiting longer would not make a mistyped one appear)")
+
+
+def test_a_record_that_appears_in_time_is_waited_for(request, run_dag, xcom, scripted):
+    hook = scripted(
+        state(None, None, found=False), state(None, None, found=False), state("shipped", "shipped")
+    )
+    dag = sensor_dag(dag_id(request), ShipmentStateSensor, not_found_timeout=timedelta(seconds=30))
+    run = run_dag(dag)
+    assert run.state == "success" and len(hook.calls) == 3
+    assert xcom(run, "wait")["raw_status"] == "shipped"
+
+
+def test_deferrable_fails_from_the_trigger_when_the_record_never_appears(
+    request, run_dag, scripted, failures
+):
+    scripted(state(None, None, found=False))
+    dag = sensor_dag(
+        dag_id(request),
+        OrderStateSensor,
+        deferrable=True,
+        not_found_timeout=0.2,
+        on_failure_callback=failures,
+    )
+    run = run_dag(dag)
+    assert run.state == "failed"
+    message = str(failures.errors["wait"])
+    assert message.startswith("connection 'dropstream_default': ")
+    assert "was not found, and the sensor's not_found_timeout ran out at" in message
+
+
+def test_the_deadline_travels_to_the_trigger_serialized():
+    trigger = FulfillmentStateTrigger(
+        "c", "order", "1", ["shipped"], not_found_deadline="2026-01-01T00:00:00+00:00"
+    )
+    path, kwargs = trigger.serialize()
+    assert kwargs["not_found_deadline"] == "2026-01-01T00:00:00+00:00"
+    assert FulfillmentStateTrigger(**kwargs).serialize() == (path, kwargs)
+    with pytest.raises(ValueError, match="not_found_timeout must not be negative"):
+        OrderStateSensor(task_id="t", conn_id="c", order_id="1", not_found_timeout=-1)
