@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WrapValidator
 
 __all__ = [
     "PACIFIC",
@@ -25,6 +25,8 @@ __all__ = [
     "DecimalNumber",
     "DecimalStr",
     "DropStreamDateTime",
+    "FromString",
+    "StringOrList",
     "OptionalBool",
     "OptionalInt",
     "StreamDateTime",
@@ -193,6 +195,22 @@ _T = TypeVar("_T")
 # validating it, which costs on the hot path (and on a page's record list it would triple parse time).
 Blankable = Annotated[_T | None, BeforeValidator(blank_to_none)]
 OptionalInt = Annotated[int | None, BeforeValidator(blank_to_none)]
+
+
+class FromString(list):
+    """A list the vendor sent as one string: the value is usable, and drift counting can tell."""
+
+
+def _string_or_list(value: Any, handler: Any) -> Any:
+    if type(value) is str:
+        items = [part.strip() for part in value.split(",") if part.strip()]
+        return FromString(handler(items))
+    return handler(value)
+
+
+# A list of strings that some clients of the vendor receive as one string ("ABC123" or "A1, A2"):
+# read as the list the docs promise (comma-separated parts), marked as a tolerant parse.
+StringOrList = Annotated[list[str] | None, WrapValidator(_string_or_list)]
 OptionalBool = Annotated[bool | None, BeforeValidator(blank_to_none)]
 
 

@@ -16,6 +16,7 @@ from airflow_provider_fulfillment.models._types import (
     DecimalNumber,
     OptionalBool,
     OptionalInt,
+    StringOrList,
     VendorModel,
     parse_dcl_datetime,
 )
@@ -101,8 +102,9 @@ class DclShippedItem(VendorModel):
     line_number: OptionalInt = None
     custom_field3: str | None = None
     quantity: DecimalNumber = None
-    serial_numbers: list[str] | None = None
-    lot_numbers: list[str] | None = None
+    # Documented as lists; some DCL accounts send one string (see `StringOrList`).
+    serial_numbers: StringOrList = None
+    lot_numbers: StringOrList = None
     lot_details: list[DclLotDetail] | None = None
     bundle_lines: list[DclShippedItem] | None = None
 

@@ -25,6 +25,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 from pydantic_core import to_json
 
+from airflow_provider_fulfillment.drift import DriftMeter, DriftMode, check_mode
 from airflow_provider_fulfillment.errors import FulfillmentError
 from airflow_provider_fulfillment.hooks import get_hook
 from airflow_provider_fulfillment.operators._storage import (
@@ -199,9 +200,14 @@ class FulfillmentExtractOperator(BaseOperator):
         ("fulfillment/<conn_id>/<resource>") resolved to that same Asset at run time.
     :param row_group_size: Parquet rows buffered per row group (bounds memory).
     :param progress_interval: seconds between progress log lines.
+    :param on_drift: what to do when records differ from the vendor's documented contract (an
+        undocumented field or state, a value in another shape than documented): "warn" (default, one
+        log line per new kind of drift), "ignore", or "fail" (the task fails, nothing is written).
+        The manifest's `drift` counts them either way.
 
     Returns (XCom) the manifest: ``{"uri", "records", "bytes", "sha256", "window": {"start", "end"},
-    "window_field", "vendor", "resource", "format", "compression", "normalized", "conn_id"}``.
+    "window_field", "vendor", "resource", "format", "compression", "normalized", "conn_id", "drift":
+    {"unknown_fields", "unknown_states", "tolerant_values"}}`` (drift: counts by name).
     """
 
     template_fields: Sequence[str] = ("filters", "destination", "window")
@@ -225,6 +231,7 @@ class FulfillmentExtractOperator(BaseOperator):
         vendor: str | None = None,
         row_group_size: int = 10_000,
         progress_interval: float = 30.0,
+        on_drift: DriftMode = "warn",
         **kwargs: Any,
     ) -> None:
         if resource not in RESOURCES:
@@ -257,6 +264,7 @@ class FulfillmentExtractOperator(BaseOperator):
         self.vendor = vendor
         self.row_group_size = row_group_size
         self.progress_interval = progress_interval
+        self.on_drift = check_mode(on_drift)
 
     # -------------------------------------------------------------------------------------
     def _filters(self) -> dict[str, Any]:
@@ -333,18 +341,22 @@ class FulfillmentExtractOperator(BaseOperator):
         baseline = controller.begin() if controller is not None else None
         normalize = hook.normalize
         resource = self.resource
+        meter = DriftMeter(vendor, resource, model_class(vendor, resource, False))
+        watch = self._drift_watch(meter, hook.hook_name)
         # On a failure mid-write the hook's generator is closed at once (its in-flight
         # page requests are waited for and its thread pool shut down), before the hook itself.
         with atomic_write(final) as sink, closed_after(records):
             if self.format == "parquet":
                 writer: Any = ParquetWriter(sink, model, self.compression, self.row_group_size)
                 for record in records:
+                    watch(record)
                     writer.write(normalize(resource, record) if self.normalized else record)
                     progress.tick()
             else:
                 writer = JsonLinesWriter(sink, self.compression)
                 encode = to_json  # pydantic-core's serializer: compact UTF-8, ~2.7x json.dumps
                 for record in records:
+                    watch(record)
                     if self.normalized:
                         record = normalize(resource, record)
                     kind = type(record)
@@ -369,6 +381,7 @@ class FulfillmentExtractOperator(BaseOperator):
             "conn_id": self.conn_id,
             "expected_records": total,
             "requests": controller.since(baseline) if controller is not None and baseline else {},
+            "drift": meter.drift.as_dict(),
         }
         if manifest["requests"]:
             self.log.info(
@@ -405,6 +418,26 @@ class FulfillmentExtractOperator(BaseOperator):
         except (FulfillmentError, ValueError) as error:  # the read itself will say what is wrong
             self.log.info("No total for progress (%s)", error)
             return None
+
+    def _drift_watch(self, meter: DriftMeter, vendor_name: str) -> Any:
+        """A per-record callable that counts drift and logs (or fails on) each new kind once."""
+        what = f"{vendor_name} {self.resource}"
+
+        def watch(record: Any) -> None:
+            for sighting in meter.observe(record):
+                if self.on_drift == "fail":
+                    raise AirflowFailException(
+                        f"{self.task_id}: {what} drifted from the documented contract: {sighting.describe()} "
+                        "(on_drift='fail'; nothing was written)"
+                    )
+                if self.on_drift == "warn":
+                    self.log.warning(
+                        "%s drifted from the documented contract: %s (logged once; counted in the manifest)",
+                        what,
+                        sighting.describe(),
+                    )
+
+        return watch
 
     def _emit_asset_events(self, context: Context, vendor: str, manifest: dict[str, Any]) -> None:
         """The manifest becomes the extra of the asset event (through the alias when the vendor was unknown)."""

@@ -84,6 +84,12 @@ def test_extracts_exactly_the_interval(request, run_dag, xcom, fake, tmp_path, o
         "conn_id": "dropstream_default",
         "expected_records": None,  # the fake reports no totals
         "requests": {},  # and has no HTTP core
+        # the fake vendor's extra field is counted, once per record
+        "drift": {
+            "unknown_fields": {"unknown_vendor_field": 48},
+            "unknown_states": {},
+            "tolerant_values": {},
+        },
     }
     # the hook was asked for exactly that half-open window
     assert fake.calls[0][1]["window"].start == START and fake.calls[0][1]["window"].end == DAY2

@@ -1,0 +1,211 @@
+"""Contract drift: what a vendor sent that its documents do not describe, counted per extraction.
+
+Vendors change their APIs without notice. The models keep unknown fields (`extra="allow"`), map
+unknown states to a fallback and read a string where a list was documented, so nothing breaks, and
+nobody would hear about it. A `DriftMeter` watches the records of one extraction and counts:
+
+- unknown fields, by dotted path (`shipments[].packages[].colour`);
+- unknown raw states (a `fulfillment_state` or DCL stage no state table lists);
+- values that needed a tolerant parse (a string where the docs promise a list).
+
+It reads a decoded JSON object, a record kept as the vendor's bytes or a vendor model alike, and says which drift is new,
+so a caller can log one line per new kind of drift rather than one per record. Pure: no Airflow, no IO.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic_core import from_json
+
+from airflow_provider_fulfillment.models._types import FromString, StringOrList
+from airflow_provider_fulfillment.models.states import StateTable, dcl_order_raw_state, state_table
+
+DriftMode = Literal["ignore", "warn", "fail"]
+DRIFT_MODES: tuple[DriftMode, ...] = ("ignore", "warn", "fail")
+KINDS = ("unknown_fields", "unknown_states", "tolerant_values")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A model's documented fields: nested schemas for objects, and which fields read loosely."""
+
+    fields: frozenset[str]
+    nested: Mapping[str, Schema]
+    loose: frozenset[str]
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for argument in typing.get_args(annotation):
+        yield from _models_in(argument)
+
+
+def _is_loose(info: Any) -> bool:
+    return any(meta in typing.get_args(StringOrList)[1:] for meta in info.metadata)
+
+
+@cache
+def schema_of(model: type[BaseModel]) -> Schema:
+    nested: dict[str, Schema] = {}
+    for name, info in model.model_fields.items():
+        inner = next(_models_in(info.annotation), None)
+        if inner is not None:
+            nested[name] = schema_of(inner) if inner is not model else None  # type: ignore[assignment]
+    for name, value in list(nested.items()):
+        if value is None:  # a model nesting itself (bundle lines of bundle lines)
+            nested[name] = _RecursiveSchema(model)  # type: ignore[assignment]
+    loose = frozenset(name for name, info in model.model_fields.items() if _is_loose(info))
+    return Schema(frozenset(model.model_fields), nested, loose)
+
+
+class _RecursiveSchema:
+    """Stands for the schema of a model that contains itself, resolved when first read."""
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(schema_of(self._model), name)
+
+
+@dataclass
+class Drift:
+    """The counts an extraction's manifest carries (`as_dict`)."""
+
+    unknown_fields: Counter[str] = field(default_factory=Counter)
+    unknown_states: Counter[str] = field(default_factory=Counter)
+    tolerant_values: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return (
+            sum(self.unknown_fields.values())
+            + sum(self.unknown_states.values())
+            + sum(self.tolerant_values.values())
+        )
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {kind: dict(sorted(getattr(self, kind).items())) for kind in KINDS}
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One kind of drift, the first time it is seen in an extraction."""
+
+    kind: str
+    name: str
+
+    def describe(self) -> str:
+        what = {
+            "unknown_fields": "an undocumented field",
+            "unknown_states": "an undocumented state",
+            "tolerant_values": "a value not in its documented shape (read tolerantly)",
+        }[self.kind]
+        return f"{what}: {self.name!r}"
+
+
+class DriftMeter:
+    """Counts the drift of one (vendor, resource) extraction; `observe` every record."""
+
+    def __init__(self, vendor: str, resource: str, model: type[BaseModel]) -> None:
+        self.vendor = vendor
+        self.resource = resource
+        self.schema = schema_of(model)
+        self.table: StateTable | None = (
+            None if (vendor, resource) == ("dcl", "shipments") else state_table(vendor, resource)
+        )
+        self.drift = Drift()
+        self.records = 0
+
+    def observe(self, record: Mapping[str, Any] | BaseModel) -> list[Sighting]:
+        """Count `record`'s drift; return the kinds of drift seen for the first time."""
+        self.records += 1
+        found: list[tuple[str, str]] = []
+        raw = getattr(record, "raw", None)
+        if type(raw) is bytes:  # the vendor's exact bytes (rawpages.RawRecord): read them whole
+            record = from_json(raw)
+        if isinstance(record, BaseModel):
+            _walk_model(record, self.schema, "", found)
+        else:
+            _walk_dict(record, self.schema, "", found)
+        state = self._unknown_state(record)
+        if state is not None:
+            found.append(("unknown_states", state))
+        new: list[Sighting] = []
+        for kind, name in found:
+            counts: Counter[str] = getattr(self.drift, kind)
+            if name not in counts:
+                new.append(Sighting(kind, name))
+            counts[name] += 1
+        return new
+
+    def _unknown_state(self, record: Mapping[str, Any] | BaseModel) -> str | None:
+        table = self.table
+        if table is None:
+            return None
+        raw = _raw_state(self.vendor, table, record)
+        if not raw or raw in table.states or raw.strip().casefold() in table._folded:
+            return None
+        return raw
+
+
+def _raw_state(vendor: str, table: StateTable, record: Mapping[str, Any] | BaseModel) -> str | None:
+    if vendor == "dcl":
+        if isinstance(record, BaseModel):
+            return record.raw_status  # type: ignore[attr-defined]
+        return dcl_order_raw_state(record.get("order_stage"), record.get("is_cancelled"))
+    value = getattr(record, table.field, None) if isinstance(record, BaseModel) else record.get(table.field)
+    return None if value is None else str(value)
+
+
+def _walk_dict(record: Mapping[str, Any], schema: Schema, prefix: str, found: list[tuple[str, str]]) -> None:
+    # Set operations on the keys run in C: a record without drift costs a few of them per object.
+    keys = record.keys()
+    if not keys <= schema.fields:
+        found.extend(("unknown_fields", prefix + key) for key in sorted(keys - schema.fields))
+    for key in schema.loose:
+        if type(record.get(key)) is str:
+            found.append(("tolerant_values", prefix + key))
+    for key, sub in schema.nested.items():
+        value = record.get(key)
+        if type(value) is dict:
+            _walk_dict(value, sub, f"{prefix}{key}.", found)
+        elif type(value) is list:
+            inner = f"{prefix}{key}[]."
+            for item in value:
+                if type(item) is dict:
+                    _walk_dict(item, sub, inner, found)
+
+
+def _walk_model(record: BaseModel, schema: Schema, prefix: str, found: list[tuple[str, str]]) -> None:
+    for key in record.model_extra or ():
+        found.append(("unknown_fields", prefix + key))
+    for key in schema.loose:
+        if isinstance(getattr(record, key, None), FromString):
+            found.append(("tolerant_values", prefix + key))
+    for key, sub in schema.nested.items():
+        value = getattr(record, key, None)
+        if isinstance(value, BaseModel):
+            _walk_model(value, sub, f"{prefix}{key}.", found)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    _walk_model(item, sub, f"{prefix}{key}[].", found)
+
+
+def check_mode(value: Any) -> DriftMode:
+    if value not in DRIFT_MODES:
+        raise ValueError(f"on_drift must be one of {', '.join(DRIFT_MODES)}, got {value!r}")
+    return value
+
+
+__all__ = ["DRIFT_MODES", "Drift", "DriftMeter", "DriftMode", "Sighting", "check_mode", "schema_of"]
