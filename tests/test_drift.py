@@ -132,6 +132,7 @@ def _drift_lines(capfd) -> list[str]:
 def test_warn_logs_one_line_per_new_drift_and_the_manifest_counts_it(dcl_vendor, tmp_path, capfd, output):
     manifest = _extract(tmp_path, **output)
     assert manifest["records"] == 2 and manifest["drift"] == EXPECTED
+    assert manifest["identity"] == ["account_number", "order_number"]
     assert sorted(_drift_lines(capfd)) == sorted(DRIFT_LINES)
 
 

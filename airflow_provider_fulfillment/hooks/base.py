@@ -82,6 +82,9 @@ class FulfillmentHook(BaseHook):
     vendor: ClassVar[str]
     default_base_url: ClassVar[str]
     default_window_field: ClassVar[Mapping[str, str]]
+    # What identifies one record of each resource (DESIGN: DropStream/Stream `id`; DCL orders
+    # (`account_number`, `order_number`): order numbers are unique only within an account).
+    identity_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {"orders": ("id",), "shipments": ("id",)}
     # Filter names accepted per resource, mapped to a validator returning the value to send.
     filters: ClassVar[Mapping[str, Mapping[str, Callable[[str, Any], Any]]]]
 
@@ -247,6 +250,13 @@ class FulfillmentHook(BaseHook):
     @staticmethod
     def record_id(record: Any) -> Any:
         return record["id"] if type(record) is dict or type(record) is RawRecord else record.id
+
+    def record_key(self, resource: Resource, record: Any) -> tuple[Any, ...]:
+        """A record's identity (see `identity_fields`), from a model or the vendor's JSON alike."""
+        fields = self.identity_fields[resource]
+        if isinstance(record, Mapping) or type(record) is RawRecord:
+            return tuple(record.get(name) for name in fields)
+        return tuple(getattr(record, name, None) for name in fields)
 
     def model_for(self, resource: Resource) -> Any:
         """The pydantic model of one record of `resource`."""

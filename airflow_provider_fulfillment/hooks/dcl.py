@@ -171,6 +171,10 @@ class DclHook(FulfillmentHook):
     vendor = "dcl"
     default_base_url = "https://api.dclcorp.com/api/v1"
     default_window_field: ClassVar[Mapping[str, str]] = {"orders": "modified_at", "shipments": "modified_at"}
+    identity_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "orders": ("account_number", "order_number"),
+        "shipments": ("ship_id",),
+    }
     _order_filters: ClassVar[Mapping[str, Any]] = {
         "status": text_value,
         "order_numbers": comma_list,

@@ -207,7 +207,8 @@ class FulfillmentExtractOperator(BaseOperator):
 
     Returns (XCom) the manifest: ``{"uri", "records", "bytes", "sha256", "window": {"start", "end"},
     "window_field", "vendor", "resource", "format", "compression", "normalized", "conn_id", "drift":
-    {"unknown_fields", "unknown_states", "tolerant_values"}}`` (drift: counts by name).
+    {"unknown_fields", "unknown_states", "tolerant_values"}, "identity"}`` (drift: counts by name;
+    identity: the fields that identify a record, DCL orders `account_number, order_number`).
     """
 
     template_fields: Sequence[str] = ("filters", "destination", "window")
@@ -382,6 +383,7 @@ class FulfillmentExtractOperator(BaseOperator):
             "expected_records": total,
             "requests": controller.since(baseline) if controller is not None and baseline else {},
             "drift": meter.drift.as_dict(),
+            "identity": list(getattr(hook, "identity_fields", {}).get(self.resource, ("id",))),
         }
         if manifest["requests"]:
             self.log.info(

@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_fulfillment.hooks.dcl import ORDER_FIELDS, DclHook
 from airflow_provider_fulfillment.hooks.dropstream import ORDER_SORTS, SHIPMENT_SORTS, DropStreamHook
+from airflow_provider_fulfillment.models.dcl import DclOrder
 from tests.fakes import Recorder, json_response, params_of
 
 
@@ -164,3 +165,14 @@ def test_bad_input_fails_before_any_request(request, vendor, filters, message):
         hook.iter_orders(**filters)
     assert str(caught.value).startswith(message)
     assert recorder.requests == []
+
+
+def test_a_dcl_orders_identity_is_account_and_order_number(dcl, dropstream):
+    hook, _ = dcl
+    order = {"account_number": "10501", "order_number": "TEST02", "order_stage": 60}
+    assert hook.record_key("orders", order) == ("10501", "TEST02")
+    assert hook.record_key("orders", DclOrder.model_validate(order)) == ("10501", "TEST02")
+    # the same order number in another account is another order
+    assert hook.record_key("orders", {**order, "account_number": "20777"}) != hook.record_key("orders", order)
+    ds_hook, _ = dropstream
+    assert ds_hook.record_key("orders", {"id": 7}) == (7,)

@@ -95,6 +95,7 @@ def test_extracts_exactly_the_interval(request, run_dag, xcom, fake, tmp_path, o
             "unknown_states": {},
             "tolerant_values": {},
         },
+        "identity": ["id"],
     }
     # the hook was asked for exactly that half-open window
     assert fake.calls[0][1]["window"].start == START and fake.calls[0][1]["window"].end == DAY2
