@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
@@ -212,6 +212,7 @@ class FulfillmentExtractOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("filters", "destination", "window")
+    progress_class: ClassVar[type[Progress]] = Progress  # the `fulfillment` CLI draws a terminal bar instead
     operator_extra_links = (ExtractOutputLink(),)
     template_fields_renderers = {"filters": "json"}
     ui_color = "#dff3e4"
@@ -337,7 +338,7 @@ class FulfillmentExtractOperator(BaseOperator):
         what = f"{hook.hook_name} {self.resource} {window.start.isoformat()} → {window.end.isoformat()}"
         self.log.info("Extracting %s (on %s) to %s", what, window_field, uri_of(final))
         total = self._expected(hook, window, filters)
-        progress = Progress(self.log, what, self.progress_interval, total=total)
+        progress = self.progress_class(self.log, what, self.progress_interval, total=total)
         controller = getattr(getattr(hook, "http", None), "controller", None)
         baseline = controller.begin() if controller is not None else None
         normalize = hook.normalize
