@@ -39,7 +39,7 @@ from airflow_provider_fulfillment.operators.reconcile import FulfillmentReconcil
 from airflow_provider_fulfillment.operators.sla import FulfillmentSlaOperator
 
 LEDGER_CONN_ID = "fulfillment_ledger"
-INITIAL_LOOKBACK = timedelta(days=31)
+INITIAL_LOOKBACK = timedelta(days=100)  # the sandbox world spans 90 days: take it all in
 # (vendor connection, resources extracted and captured). DCL shipments come nested in their orders
 # (and DCL's modified watermark sees every change). A Stream order is its own shipment: its orders
 # load both tables, and capturing its shipments too re-reads those in transit until delivered.
@@ -81,8 +81,13 @@ with DAG(
             manifests += [extract.output, capture.output]
         # one load per vendor connection: the ledger records which connection read each record,
         # and change capture re-reads the open records of its own connection
+        # observed at the interval's end: a rerun records the same times, and times without a
+        # vendor timestamp (DropStream shipment states, Stream) stay on the data's own clock
         load = FulfillmentLedgerLoadOperator(
-            task_id=f"load_{vendor}", manifests=manifests, ledger_conn_id=LEDGER_CONN_ID
+            task_id=f"load_{vendor}",
+            manifests=manifests,
+            ledger_conn_id=LEDGER_CONN_ID,
+            observed_at="{{ data_interval_end }}",
         )
         load >> reconcile
     alert = FulfillmentAlertOperator(

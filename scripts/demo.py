@@ -1,4 +1,5 @@
-"""`make demo`: run every example DAG end to end against the local sandbox and summarize what happened.
+"""`make demo`: run every example DAG end to end against the local sandbox and summarize what happened,
+then three days of the daily ledger DAG against a sandbox whose clock moves a day between runs.
 
     python scripts/demo.py               # what `make demo` runs
 
@@ -7,7 +8,10 @@ free loopback port (seeded, so every run sees the same world) and wait until it 
 at a throwaway home under `.demo/airflow` (SQLite, the repository's `dags/`, no Airflow examples) and
 the `*_default` connections at the sandbox through `AIRFLOW_CONN_*`; `airflow db migrate`; then run
 each example DAG with `airflow dags test <dag_id> <logical date>` (the sensor defers and resumes
-in-process) and print a summary read back from the metadata database and the files the DAGs wrote.
+in-process) and print a summary read back from the metadata database and the files the DAGs wrote;
+then run `example_fulfillment_daily_ledger` for 2026-01-01, -02 and -03, advancing the sandbox's
+clock a day before the second and third (`POST /_control/clock`), print what opened, resolved and
+was notified each day, and end with the SLA table.
 The sandbox is stopped in every case (errors, Ctrl-C). Exit status 0 only if every run ended as
 expected. Each run's full log is under `.demo/logs/`.
 """
@@ -46,6 +50,8 @@ WORLD_END = "2026-01-01"  # the sandbox's default world ends then; records' stat
 ALERTS_FILE = AIRFLOW_HOME / "fulfillment-alerts.jsonl"  # FulfillmentAlertNotifier's default
 SANDBOX_START_TIMEOUT = 60.0
 RUN_TIMEOUT = 600.0
+LEDGER_DAG = "example_fulfillment_daily_ledger"
+LEDGER_DAYS = ("2026-01-01", "2026-01-02", "2026-01-03")  # the world's end, then a day, then another
 
 
 @dataclass(frozen=True)
@@ -120,11 +126,21 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         command = [
-            sys.executable, "-m", "airflow_provider_fulfillment.sandbox",
-            "--host", "127.0.0.1", "--port", "0",  # any free loopback port; the env file says which
-            "--seed", str(SEED), "--orders", str(ORDERS),
-            "--env-file", str(self.env_path), *self.extra_args,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "airflow_provider_fulfillment.sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",  # any free loopback port; the env file says which
+            "--seed",
+            str(SEED),
+            "--orders",
+            str(ORDERS),
+            "--env-file",
+            str(self.env_path),
+            *self.extra_args,
+        ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -423,7 +439,7 @@ def print_summary(outcomes: list[Outcome], sandbox: Sandbox, elapsed: float) -> 
         (outcome.step.dag_id, value)
         for outcome in outcomes
         for value in outcome.xcoms.values()
-        if isinstance(value, dict) and "counts" in value and "orders_read" in value
+        if isinstance(value, dict) and "counts" in value and "orders_read" in value and "uri" in value
     ]
     if not summaries:
         say("  (no reconciliation ran)")
@@ -487,6 +503,75 @@ def print_summary(outcomes: list[Outcome], sandbox: Sandbox, elapsed: float) -> 
     say("=" * 100)
 
 
+# --------------------------------------------------------------------------- the ledger, day by day
+
+
+def run_ledger_days(env: Mapping[str, str], sandbox: Sandbox, first_index: int) -> list[Outcome]:
+    say(f"Running {LEDGER_DAG} for three days; the sandbox's clock moves a day between runs:")
+    outcomes: list[Outcome] = []
+    for day, logical_date in enumerate(LEDGER_DAYS):
+        if day:
+            clock = sandbox.control("POST", "/clock", {"advance": "1d"})
+            moved = ", ".join(f"{name} {n}" for name, n in clock["applied"].items()) or "nothing"
+            say(f"  sandbox clock now {clock['now']}; changes applied: {moved}")
+        step = Step(LEDGER_DAG, logical_date, label=f"day {day + 1}")
+        outcomes.append(run_step(step, env, sandbox, first_index + day))
+    return outcomes
+
+
+def _keys(keys: list[list[str]], total: int, shown: int = 6) -> str:
+    listed = ", ".join(f"{vendor} {kind} {record}" for vendor, kind, record in keys[:shown])
+    return listed + (f" and {total - min(total, shown)} more" if total > shown else "")
+
+
+def print_ledger_story(outcomes: list[Outcome]) -> None:
+    """What each day's run loaded, opened, resolved and notified; then the SLA table."""
+    say()
+    say("=" * 100)
+    say("The ledger, day by day (findings open once, stay open while true, resolve; alerts once each)")
+    for outcome in outcomes:
+        xcoms = outcome.xcoms
+        say()
+        say(f"  {outcome.step.label}: interval ending {outcome.step.logical_date} ({outcome.state})")
+        for task_id, value in sorted(xcoms.items()):
+            if task_id.startswith("load_") and isinstance(value, dict):
+                merged = {r: value.get(r) or {} for r in ("orders", "shipments")}
+                say(
+                    f"    {task_id:<16} "
+                    + "; ".join(
+                        f"{r}: {m.get('inserted', 0)} new, {m.get('updated', 0)} updated, "
+                        f"{m.get('state_changes', 0)} state changes"
+                        for r, m in merged.items()
+                    )
+                )
+        reconcile = xcoms.get("reconcile") or {}
+        if reconcile:
+            counts = ", ".join(f"{kind} {n}" for kind, n in reconcile["counts"].items() if n) or "none"
+            say(f"    findings open: {reconcile['open']} ({counts})")
+            say(f"    opened {reconcile['opened']}: {_keys(reconcile['opened_keys'], reconcile['opened'])}")
+            say(
+                f"    resolved {reconcile['resolved']}: {_keys(reconcile['resolved_keys'], reconcile['resolved'])}"
+            )
+            say(f"    still open {reconcile['still_open']}")
+        alert = xcoms.get("alert") or {}
+        if alert:
+            say("    notified:")
+            for line in str(alert.get("digest", "")).splitlines():
+                say(f"      {line}")
+    last = outcomes[-1].xcoms.get("sla") if outcomes else None
+    if last:
+        from airflow_provider_fulfillment.rules.sla import SlaRow, table
+
+        say()
+        say(f"  SLA as of {last['as_of']} (also in the ledger's fulfillment_sla table):")
+        for line in table([SlaRow(**row) for row in last["rows"]]).splitlines():
+            say(f"    {line}")
+    say(
+        f"  ledger: {rel(AIRFLOW_HOME / 'fulfillment_ledger.db')} (SQLite; point `fulfillment_ledger` elsewhere for PostgreSQL)"
+    )
+    say("=" * 100)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -527,11 +612,17 @@ def demo() -> int:
         errored = errored_tracking_number(outcomes)
         if errored:
             step = Step(
-                "example_wait_for_shipment", None, expect="failed",
-                conf={"tracking_number": errored}, label="an errored shipment: fails fast",
-            )  # fmt: skip
+                "example_wait_for_shipment",
+                None,
+                expect="failed",
+                conf={"tracking_number": errored},
+                label="an errored shipment: fails fast",
+            )
             outcomes.append(run_step(step, env, sandbox, len(outcomes) + 1))
+        ledger_outcomes = run_ledger_days(env, sandbox, len(outcomes) + 1)
+        outcomes += ledger_outcomes
         print_summary(outcomes, sandbox, time.monotonic() - started)
+        print_ledger_story(ledger_outcomes)
     finally:
         sandbox.stop()
     return 0 if outcomes and all(outcome.ok for outcome in outcomes) else 1

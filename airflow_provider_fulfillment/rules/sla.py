@@ -110,8 +110,11 @@ def durations(
             if status != "error" or (position and steps[position - 1][1] == "error"):
                 continue
             following = next((later for later, s in steps[position + 1 :] if s != "error"), None)
+            stay = ((following or now) - when).total_seconds()
+            if stay < 0:  # observed after `now` (clocks that disagree): not measurable
+                continue
             values, still = result.get((vendor, "time_in_error", resource), ([], 0))
-            values.append(((following or now) - when).total_seconds())
+            values.append(stay)
             result[(vendor, "time_in_error", resource)] = (values, still + (following is None))
     return result
 

@@ -74,3 +74,8 @@ def test_every_figure_from_state_changes_and_findings():
 def test_nothing_in_nothing_out():
     assert sla([], [], now=T0) == []
     assert table([]) == "vendor  metric  kind  bucket  count  open  p50  p90  max"
+
+
+def test_a_stay_observed_after_now_is_not_measured():
+    rows = sla([change("1", "error", 50)], [], now=T0 + 10 * H)
+    assert rows == []
