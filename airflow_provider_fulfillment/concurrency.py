@@ -2,7 +2,7 @@
 
 No vendor publishes its rate limits, so the client finds them: the controller keeps a concurrency
 limit (additive increase while answers come back fast and full, multiplicative decrease on 429/503
-and on latency rising well above the best seen) and, once a vendor has said "too many", a request
+and on latency rising well above the usual) and, once a vendor has said "too many", a request
 rate it paces to (lowered multiplicatively on each 429, raised additively while none comes). A
 `Retry-After` pauses the whole connection, not the one thread that got it; an optional budget
 (`max_requests_per_second` on the connection) is never exceeded.
@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 # Defaults: start where the old fixed setting was, and let evidence raise it up to the ceiling.
 DEFAULT_INITIAL = 4
 DEFAULT_CEILING = 16
-# A latency this many times the best recent one means the vendor queues our requests.
-LATENCY_TOLERANCE = 2.5
+# A latency this many times a low one of the recent answers (their first quartile, robust to a
+# noisy machine where the very best is luck) means the vendor queues our requests.
+LATENCY_TOLERANCE = 3.0
 # How much a congestion signal cuts the limit, and the rate.
 DECREASE = 0.5
 RATE_DECREASE = 0.9
-# Additive rate increase per second without a 429, as a fraction of the current rate.
-RATE_INCREASE = 0.02
+# Rate increase per second without a 429, as a fraction of the current rate: a rate learnt while
+# the connection was still ramping up is too low, and must not stay so for long.
+RATE_INCREASE = 0.05
 LATENCY_SAMPLES = 64
 
 
@@ -141,8 +143,7 @@ class AimdState:
         self.stats.answered += 1
         latency = now - started
         self._latencies.append(latency)
-        best = min(self._latencies)
-        if len(self._latencies) >= 8 and latency > LATENCY_TOLERANCE * best + 0.005:
+        if len(self._latencies) >= 8 and latency > LATENCY_TOLERANCE * self._low_latency() + 0.01:
             if started >= self._last_cut:  # one cut per round of requests, not one per answer
                 self._cut(now)
             return
@@ -167,13 +168,22 @@ class AimdState:
             self.next_slot = max(self.next_slot, self.paused_until, now + 1.0 / self.rate)
         self._cut(now)
 
+    def _low_latency(self) -> float:
+        ordered = sorted(self._latencies)
+        return ordered[len(ordered) // 4]
+
     def _sending_rate(self, now: float) -> float:
         """Requests started per second over the last second (or since the first, if sooner)."""
         starts = self._recent_starts
-        if len(starts) < 2:
-            return max(1.0, self.limit)
-        span = max(now - starts[0], 0.05)
-        return len(starts) / min(span, 1.0) if span < 1.0 else float(len(starts))
+        counted = max(1.0, self.limit)
+        if len(starts) >= 2:
+            span = max(now - starts[0], 0.05)
+            counted = len(starts) / span if span < 1.0 else float(len(starts))
+        if not self._latencies:
+            return counted
+        # Early on, a second's count is still ramping up: what is in flight over the usual latency
+        # is the rate being sent now. Too high an estimate costs a few 429s; too low, a long crawl.
+        return max(counted, (self.in_flight + 1) / max(self._low_latency(), 0.001))
 
     def _cut(self, now: float) -> None:
         self.limit = max(float(self.floor), self.limit * DECREASE)
@@ -233,6 +243,12 @@ class Controller:
     def retried(self) -> None:
         with self._changed:
             self.state.retried()
+
+    def read_ahead(self) -> int:
+        """How many requests a driver should have issued at once: the current limit and one more
+        queued behind it. More would only hold finished pages in memory while they wait."""
+        with self._changed:
+            return max(1, min(self.state.ceiling, int(self.state.limit) + 1))
 
     def begin(self) -> Stats:
         """Start measuring one extraction: peaks restart from now; returns the counts so far."""

@@ -83,7 +83,7 @@ def test_a_429_teaches_a_rate_just_under_what_was_sent_and_it_creeps_back_up():
     answer(state, now)
     now += 1.0
     answer(state, now)
-    assert first * 1.02 < state.rate < first * 1.025  # about +2% a second without a 429
+    assert first * 1.05 < state.rate < first * 1.06  # about +5% a second without a 429
 
 
 def test_rising_latency_cuts_the_limit():
@@ -91,7 +91,7 @@ def test_rising_latency_cuts_the_limit():
     for i in range(10):
         answer(state, i * 1.0, latency=0.05)
     assert state.limit == 8.0
-    answer(state, 20.0, latency=0.5)  # ten times the best recent latency: the vendor queues us
+    answer(state, 20.0, latency=0.5)  # ten times the usual latency: the vendor queues us
     assert state.limit == 4.0
 
 
@@ -150,3 +150,12 @@ def test_one_controller_per_connection():
     assert controller_for("ds", "http://y") is not a
     forget_controllers()
     assert controller_for("ds", "http://x") is not a
+
+
+def test_read_ahead_follows_the_limit_not_the_ceiling():
+    controller = Controller(AimdState(initial=4, ceiling=16))
+    assert controller.read_ahead() == 5
+    controller.state.limit = 16.0
+    assert controller.read_ahead() == 16
+    controller.state.limit = 1.0
+    assert controller.read_ahead() == 2
