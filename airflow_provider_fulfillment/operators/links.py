@@ -52,15 +52,16 @@ def output_url(uri: str, base_url: str | None = None) -> str:
     return uri
 
 
-def _returned(ti_key: TaskInstanceKey) -> dict[str, Any]:
-    """The task's returned dict; a reconcile that failed on thresholds pushed it as `summary`."""
+def _returned(ti_key: TaskInstanceKey, *, failed_key: str | None = None) -> dict[str, Any]:
+    """The task's returned dict. A task that did not succeed returned nothing: only `failed_key` is
+    read then (a reconcile over its thresholds pushes its summary as `summary` before failing), so a
+    failed task's links cost no lookups that can only miss."""
     from airflow.sdk.execution_time.xcom import XCom
 
-    for key in ("return_value", "summary"):
-        value = XCom.get_value(ti_key=ti_key, key=key)
-        if isinstance(value, dict):
-            return value
-    return {}
+    state = str(getattr(ti_key, "state", None) or "success").lower()
+    key = "return_value" if state.endswith("success") else failed_key
+    value = XCom.get_value(ti_key=ti_key, key=key) if key else None
+    return value if isinstance(value, dict) else {}
 
 
 class FulfillmentRunLink(BaseOperatorLink):
@@ -88,7 +89,7 @@ class ReconcileReportLink(BaseOperatorLink):
     name = "Report"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        uri = _returned(ti_key).get("report_uri")
+        uri = _returned(ti_key, failed_key="summary").get("report_uri")
         return output_url(uri) if uri else ""
 
 
