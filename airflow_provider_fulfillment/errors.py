@@ -138,6 +138,15 @@ class CapReached(FulfillmentError):
 class InvalidBody(ValueError):
     """A parser's verdict on a well-formed body that is not what the API documents (never retried)."""
 
+    transient = False
+
+
+class MissingRecords(InvalidBody):
+    """A 2xx answer without its records key (a vendor error in a 200, an envelope cut short): never an
+    empty last page; retried like a transient fault, then loud."""
+
+    transient = True
+
 
 class VendorRejected(Exception):
     """The vendor reported an error inside a successful HTTP answer; the caller adds the request."""
@@ -477,6 +486,7 @@ __all__ = [
     "FulfillmentError",
     "FulfillmentVendorError",
     "InvalidBody",
+    "MissingRecords",
     "RecordNotFound",
     "RetryableStatus",
     "Rule",

@@ -6,9 +6,11 @@ httpx directly. The retry policy and the error messages are therefore the same e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -160,6 +162,7 @@ class BearerTokenAuth(httpx.Auth):
         self._build_token_request = build_token_request
         self._read_token = read_token
         self._token = ready_token
+        self._renewal = threading.Lock()
         self.token_fetches = 0
         self.tokens_seen: list[str] = [ready_token] if ready_token else []
 
@@ -168,14 +171,45 @@ class BearerTokenAuth(httpx.Auth):
         return self._build_token_request is not None
 
     def auth_flow(self, request: httpx.Request):
-        if self._token is None:
-            yield from self._fetch_token()
-        request.headers["Authorization"] = f"Bearer {self._token}"
+        # httpx's async client drives this; coroutines on one loop cannot wait on a thread lock.
+        yield from self._flow(request, contextlib.nullcontext())
+
+    def sync_auth_flow(self, request: httpx.Request):
+        """httpx's driver of the flow, with renewals under this auth's lock: the threads of a
+        concurrent read share one auth, and a vendor that allows one active token per user would
+        revoke each thread's token with the next thread's renewal."""
+        flow = self._flow(request, self._renewal)
+        try:
+            request = next(flow)
+            while True:
+                response = yield request
+                if self.requires_response_body:
+                    response.read()
+                try:
+                    request = flow.send(response)
+                except StopIteration:
+                    return
+        finally:
+            flow.close()
+
+    def _flow(self, request: httpx.Request, renewal: Any):
+        token = self._token
+        if token is None:
+            token = yield from self._renew(None, renewal)
+        request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == 401 and self.renewable:
-            yield from self._fetch_token()
-            request.headers["Authorization"] = f"Bearer {self._token}"
+            token = yield from self._renew(token, renewal)
+            request.headers["Authorization"] = f"Bearer {token}"
             yield request
+
+    def _renew(self, refused: str | None, renewal: Any):
+        """A token other than `refused`: the one a peer renewed meanwhile, or a new one; one renewal
+        at a time (single-flight), so N threads meeting a 401 at once sign in once."""
+        with renewal:
+            if self._token is None or self._token == refused:
+                yield from self._fetch_token()
+            return self._token
 
     def _fetch_token(self):
         if self._build_token_request is None or self._read_token is None:
@@ -478,9 +512,9 @@ def _parsed(response: httpx.Response, parse: Callable[[httpx.Response], Any] | N
         raise BodyUnreadable(
             response.status_code, f"invalid response body: {where}{more}", truncated
         ) from None
-    except InvalidBody as error:  # well-formed, wrong shape: retrying will not help
+    except InvalidBody as error:  # well-formed, wrong shape: retrying will not help (unless transient)
         raise BodyUnreadable(
-            response.status_code, f"invalid response body: {clip(str(error))}", False
+            response.status_code, f"invalid response body: {clip(str(error))}", error.transient
         ) from None
     except ValueError as error:  # json.JSONDecodeError and friends: cut or garbled in transit
         raise BodyUnreadable(

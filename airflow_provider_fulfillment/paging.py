@@ -1,15 +1,31 @@
-"""Sans-IO paging plans: given the parameters and the last page, what to request next (or stop).
+"""Sans-IO paging plans: every paging decision for the three vendors, and no IO.
 
-A plan never performs IO. A driver (the hooks' sync loop, a trigger's async loop, the concurrent
-fetcher) sends `first()`, feeds each parsed page to `advance()`, and yields what it returns; when a
-request fails it asks `recover()` whether the plan knows a way on. Keeping the rules here means the
-exactly-once and never-truncated guarantees are written, and tested, once for every driver.
+A plan says which requests to send next (`issue(room)`: at most `room` more, `room` being how many
+more the driver may have in flight), takes each answer in the order the requests were issued
+(`feed`: the records to yield), hears about failed requests (`fail`: True if it found a way on)
+and says when the read is over (`done`). One driver (`FulfillmentHook.run_plan`) runs any plan
+with 1 or N requests in flight; serial is N = 1.
+
+What lives here, and only here: window sizing and splitting, the 10,000-result cap, the session
+fallback and resume, read-ahead width, drift detection and re-reads, and the evidence that ends a
+read. The rules that make reads exactly once while the vendor's data moves:
+
+- A read ends only on evidence: the totals or page count the server sends, the `limit` it echoes,
+  or an empty page; never because a page is shorter than the size asked for (a server may serve
+  fewer). Missing totals mean "keep reading until an empty page", never "stop".
+- Offsets past page 1 over a moving set shift. A plan that can see the set move (a changed total,
+  record count or page count, an id twice in one pass, an empty page before the last) reads the
+  part again; ids already yielded are skipped (dedupe by the vendor's identity).
+- DCL has no totals: a window on `modified_at` is read as time slices that each fit one page;
+  a slice that fills its page is split, so no page past page 1 is read over a moving set.
+- Read-ahead costs nothing: a plan with no known end keeps one request in flight until a page
+  comes back full, then at most one ahead; a plan with a known end never asks past it.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -33,12 +49,23 @@ MAX_SESSION_REOPENS = 20
 # A reopened time-ordered session starts this much before the last record yielded (the vendor
 # does not say whether `_min` bounds are inclusive); the ids yielded inside it are skipped.
 RESUME_MARGIN = timedelta(seconds=1)
+# How many times one part is read again because it moved while it was read, before giving up.
+MAX_PASSES = 8
+# A DropStream window part is sized for this share of the cap, so uneven density rarely needs a
+# second cut; a full DCL slice is cut into this many slices.
+PART_FILL = 0.75
+SLICE_FANOUT = 4
+# Sorts under which DropStream's LIMIT/OFFSET pages are stable: the key is unique.
+UNIQUE_SORTS = frozenset({"id"})
 
 
 @dataclass(frozen=True)
 class PageRequest:
+    """One GET: path and query; `tag` is the plan's own note of what the request is for."""
+
     path: str
     params: dict[str, Any] = field(default_factory=dict)
+    tag: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -49,20 +76,225 @@ class Page(Generic[R]):
     meta: Mapping[str, Any]
 
 
-class PagingPlan(Protocol[R]):
-    def first(self) -> PageRequest: ...
+class Plan(Protocol[R]):
+    """What the driver runs. Answers are fed in the order their requests were issued."""
 
-    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]: ...
+    @property
+    def done(self) -> bool: ...
 
-    def recover(self, request: PageRequest, error: FulfillmentAPIError) -> PageRequest | None: ...
+    def issue(self, room: int) -> list[PageRequest]: ...
+
+    def feed(self, request: PageRequest, page: Page[R]) -> list[R]: ...
+
+    def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool: ...
 
 
-class _Plan(Generic[R]):
-    def recover(self, request: PageRequest, error: FulfillmentAPIError) -> PageRequest | None:
-        return None
+IdOf = Callable[[Any], Hashable]
+Admit = Callable[[Any, Window], bool]
+BoundsOf = Callable[[Window], dict[str, Any]]
 
 
-# --------------------------------------------------------------------------- DropStream
+def _int(value: Any) -> int | None:
+    return None if value is None or isinstance(value, bool) else int(value)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one answer says about the whole result: totals, page count, the page size served."""
+
+    total: int | None = None
+    pages: int | None = None
+    served_limit: int | None = None
+    cut: bool = False
+
+    @classmethod
+    def of(cls, page: Page[Any]) -> Evidence:
+        meta = page.meta
+        nested = meta.get("meta")  # Stream: {"meta": {"page_count", "record_count"}}
+        if isinstance(nested, Mapping):
+            return cls(_int(nested.get("record_count")), _int(nested.get("page_count")))
+        return cls(
+            _int(meta.get("total_count")),
+            _int(meta.get("total_pages")),
+            _int(meta.get("limit")),
+            bool(meta.get("max_total_reached")),
+        )
+
+
+# --------------------------------------------------------------------------- pages of one part
+
+
+class PagedRead(Generic[R]):
+    """Numbered pages of one result set, in passes until one pass saw the set hold still.
+
+    `known_size` is the page size the vendor always serves (Stream: 20). Otherwise the size the
+    server serves is learnt: the `limit` it echoes, or the size asked once a page came back that
+    full; until then only an empty page or a total ends the read.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        asked: int,
+        id_of: IdOf,
+        admit: Callable[[Any], bool] | None = None,
+        known_size: int | None = None,
+        page_param: str = "page",
+        seen: set[Hashable] | None = None,
+        on_cap: Callable[[], None] | None = None,
+        max_passes: int = MAX_PASSES,
+        first: Page[R] | None = None,
+        expected_total: int | None = None,
+    ) -> None:
+        self.expected_total = expected_total
+        self._repeated = False
+        self.path = path
+        self.params = dict(params)
+        self.asked = asked
+        self.id_of = id_of
+        self.admit = admit
+        self.server_size = known_size
+        self.page_param = page_param
+        self.seen = seen if seen is not None else set()
+        self.on_cap = on_cap
+        self.max_passes = max_passes
+        self.passes = 0
+        self.outstanding = 0
+        self.stopped = False
+        self._ready: deque[tuple[PageRequest, Page[R]]] = deque()
+        self._new_pass()
+        if first is not None:  # page 1 is already here (a probe): take it as if just answered
+            request = self._request(1)
+            self.next_page = 2
+            self._ready.append((request, first))
+
+    def _new_pass(self) -> None:
+        self.passes += 1
+        if self.passes > self.max_passes:
+            raise FulfillmentError(
+                f"GET {self.path}: the result set kept changing while it was read "
+                f"({self.max_passes} passes); try again when it is quieter, or narrow the window"
+            )
+        self.generation = self.passes
+        self.next_page = 1
+        self.pass_shape: tuple[int | None, int | None] | None = None  # (total, page count) on page 1
+        # The pass's last page, once evidence says which (a sized part knows it before page 1).
+        self.last_page: int | None = None
+        if self.expected_total is not None and self.passes == 1:
+            self.last_page = -(-self.expected_total // self.asked)
+        self.answered: set[int] = set()
+        self.pass_ids: set[Hashable] = set()
+        self.confirmed_full = False
+
+    def _request(self, number: int) -> PageRequest:
+        return PageRequest(self.path, {**self.params, self.page_param: number}, (self.generation, number))
+
+    @property
+    def done(self) -> bool:
+        return self.stopped and self.outstanding == 0 and not self._ready
+
+    def issue(self, room: int) -> list[PageRequest]:
+        requests: list[PageRequest] = []
+        if self.stopped:
+            return requests
+        while len(requests) < room:
+            number = self.next_page
+            if self.last_page is not None:
+                if number > self.last_page:
+                    break
+            else:
+                # No known end: one in flight until a page came back full, then one ahead at most.
+                ahead = 2 if self.confirmed_full else 1
+                if self.outstanding + len(requests) >= ahead:
+                    break
+            requests.append(self._request(number))
+            self.next_page += 1
+        self.outstanding += len(requests)
+        return requests
+
+    def take_ready(self) -> list[tuple[PageRequest, Page[R]]]:
+        """Answers the plan already holds (a probe's page 1), to be fed before anything is sent."""
+        ready = list(self._ready)
+        self._ready.clear()
+        self.outstanding += len(ready)
+        return ready
+
+    def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:
+        self.outstanding -= 1
+        return False
+
+    def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
+        self.outstanding -= 1
+        generation, number = request.tag
+        fresh = self._fresh(page.records, generation == self.generation)
+        if generation != self.generation or self.stopped:
+            return fresh  # an answer from a pass already given up: its unseen records still count
+        evidence = Evidence.of(page)
+        if evidence.cut or (evidence.total is not None and evidence.total > DROPSTREAM_RESULT_CAP):
+            if self.on_cap is None:
+                raise CapReached(total=evidence.total)
+            self.on_cap()
+            self.stopped = True
+            return fresh
+        self.answered.add(number)
+        count = len(page.records)
+        if evidence.served_limit is not None:
+            self.server_size = evidence.served_limit
+        elif count and count >= self.asked:
+            self.server_size = self.server_size or self.asked
+        if self.server_size is not None and count >= self.server_size:
+            self.confirmed_full = True
+        if self._drifted(number, count, evidence):
+            self._new_pass()
+            return fresh
+        if self.last_page is None:
+            if count == 0:
+                self.last_page = number - 1
+            elif self.server_size is not None and count < self.server_size:
+                self.last_page = number
+        if self.last_page is not None and all(n in self.answered for n in range(1, self.last_page + 1)):
+            self.stopped = True
+        return fresh
+
+    def _drifted(self, number: int, count: int, evidence: Evidence) -> bool:
+        """Whether this answer shows the set moved since the pass began (then read it again)."""
+        shape = (evidence.total, evidence.pages)
+        if shape != (None, None):
+            if self.pass_shape is None:
+                self.pass_shape = shape
+                if evidence.pages is not None:
+                    self.last_page = evidence.pages
+                elif evidence.total is not None:
+                    self.last_page = -(-evidence.total // (self.server_size or self.asked))
+            elif shape != self.pass_shape:
+                return True  # a changed total or page count: records came or went
+        if self.pass_shape is not None and self.last_page is not None:
+            if count == 0 and number <= self.last_page:
+                return True  # an empty page where the totals promised records
+            if self.server_size is not None and number < self.last_page and count < self.server_size:
+                return True  # a short page before the last: records left the set mid-pass
+        return self._repeated
+
+    def _fresh(self, records: Sequence[R], current: bool) -> list[R]:
+        self._repeated = False
+        fresh: list[R] = []
+        id_of, seen, admit = self.id_of, self.seen, self.admit
+        for record in records:
+            key = id_of(record)
+            if current:
+                if key in self.pass_ids:
+                    self._repeated = True  # one record on two pages of a pass: the pages shifted
+                self.pass_ids.add(key)
+            if key in seen or (admit is not None and not admit(record)):
+                continue
+            seen.add(key)
+            fresh.append(record)
+        return fresh
+
+
+# --------------------------------------------------------------------------- DropStream sessions
 
 
 def is_session_expiry(request: PageRequest, error: FulfillmentAPIError) -> bool:
@@ -74,30 +306,33 @@ def is_session_expiry(request: PageRequest, error: FulfillmentAPIError) -> bool:
     return error.status in (400, 422) and "session" in (error.vendor_message or "").lower()
 
 
-class DropStreamSessionPlan(_Plan[R]):
+class DropStreamSessionPlan(Generic[R]):
     """Session-based paging: continue with only `session_id`; reopen on expiry or loss; each record once.
 
     How a reopened session avoids repeating what was already yielded depends on the sort:
 
-    - `resume_field` (the hook asks for `sort=created_at` when the caller chose no sort): records
-      come in time order, so a reopened session is narrowed with `<field>_min` to the last time
-      yielded, less `RESUME_MARGIN`, and the few ids yielded inside that margin are skipped.
-      Reopening costs about one page, so progress is made even when answers are lost often.
+    - `resume_field` (asked for `sort=created_at` when the caller chose no sort): records come in
+      time order, so a reopened session is narrowed with `<field>_min` to the last time yielded,
+      less `RESUME_MARGIN`, and the few ids yielded inside that margin are skipped. Reopening
+      costs about one page, so progress is made even when answers are lost often.
     - sorted by id: the original parameters again, skipping every id up to the last one yielded.
-    - any other sort: the original parameters again, skipping every id yielded (memory grows
-      with the result).
+    - any other sort: the original parameters again, skipping every id yielded.
+
+    A session ends on evidence: an empty page, a page shorter than the `limit` the server echoes,
+    or as many records as the opening answer's `total_count`.
     """
 
     def __init__(
         self,
         path: str,
         params: Mapping[str, Any],
-        id_of: Callable[[R], Hashable],
+        id_of: IdOf,
         *,
         limit: int,
         ordered_by_id: bool,
         resume_field: str | None = None,
-        time_of: Callable[[R], datetime | None] | None = None,
+        time_of: Callable[[Any], datetime | None] | None = None,
+        admit: Callable[[Any], bool] | None = None,
         max_reopens: int = MAX_SESSION_REOPENS,
     ) -> None:
         if resume_field is not None and time_of is None:
@@ -110,18 +345,27 @@ class DropStreamSessionPlan(_Plan[R]):
         self.ordered_by_id = ordered_by_id
         self.resume_field = resume_field
         self.time_of = time_of
+        self.admit = admit
         self.max_reopens = max_reopens
         self.reopens = 0  # in all, for the log
         self.stalled_reopens = 0  # since the last page that brought something new
         self.gaps = 0
-        self.expected_page = 1
         self.last_id: Any = None
         self.last_time: datetime | None = None
         self.boundary: deque[tuple[datetime, Hashable]] = deque()
         self.seen: set[Hashable] = set()
+        self.outstanding = 0
+        self.finished = False
+        self._next: PageRequest | None = self.first()
+
+    @property
+    def done(self) -> bool:
+        return self.finished and self.outstanding == 0
 
     def first(self) -> PageRequest:
         self.expected_page = 1
+        self.served = 0
+        self.session_total: int | None = None
         params = dict(self.params)
         if self.resume_field is not None and self.last_time is not None:
             key = f"{self.resume_field}_min"
@@ -131,24 +375,49 @@ class DropStreamSessionPlan(_Plan[R]):
                 params[key] = floor.isoformat(timespec="seconds")
         return PageRequest(self.path, params)
 
-    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
+    def issue(self, room: int) -> list[PageRequest]:
+        # A session is a cursor: one request at a time, whatever the room.
+        if self.finished or self.outstanding or self._next is None or room < 1:
+            return []
+        request, self._next = self._next, None
+        self.outstanding = 1
+        return [request]
+
+    def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
+        self.outstanding = 0
         # A session is a cursor on the server: when an answer is lost in transit (a dropped
         # connection, a truncated body) the retried request gets the *next* page. The page number
         # shows the gap; the lost records are recovered by reopening, never skipped.
         number = page.meta.get("page")
         if number is not None and int(number) != self.expected_page:
             self.gaps += 1
-            return [], self._reopen(f"session answered page {number} where page {self.expected_page} was due")
+            self._next = self._reopen(
+                f"session answered page {number} where page {self.expected_page} was due"
+            )
+            return []
         self.expected_page += 1
+        evidence = Evidence.of(page)
+        if self.session_total is None and evidence.total is not None:
+            self.session_total = evidence.total
+        self.served += len(page.records)
         fresh = self._unseen(page.records)
         if fresh:
             self.stalled_reopens = 0
-        if len(page.records) < self.limit:
-            return fresh, None
+        if self.admit is not None:
+            fresh = [record for record in fresh if self.admit(record)]
+        served_limit = evidence.served_limit or None
+        if (
+            not page.records
+            or (served_limit is not None and len(page.records) < served_limit)
+            or (self.session_total is not None and self.served >= self.session_total)
+        ):
+            self.finished = True
+            return fresh
         session_id = page.meta.get("session_id")
         if not session_id:
             raise FulfillmentError(f"GET {self.path}: session-based response carried no session_id")
-        return fresh, PageRequest(self.path, {"session_id": session_id})
+        self._next = PageRequest(self.path, {"session_id": session_id})
+        return fresh
 
     def _reopen(self, why: str) -> PageRequest:
         if self.stalled_reopens >= self.max_reopens:
@@ -212,146 +481,455 @@ class DropStreamSessionPlan(_Plan[R]):
                 seen.discard(boundary.popleft()[1])
         return fresh
 
-    def recover(self, request: PageRequest, error: FulfillmentAPIError) -> PageRequest | None:
+    def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:
+        self.outstanding = 0
         if not is_session_expiry(request, error):
-            return None
-        return self._reopen(f"the session expired ({error.status})")
+            return False
+        self._next = self._reopen(f"the session expired ({error.status})")
+        return True
 
 
-class DropStreamPagePlan(_Plan[R]):
-    """Page-based paging over a result set that must fit the 10,000 cap (else `CapReached`)."""
+def dropstream_session(
+    path: str,
+    params: Mapping[str, Any],
+    *,
+    limit: int,
+    id_of: IdOf,
+    time_of: Callable[[Any], datetime | None],
+    admit: Callable[[Any], bool] | None = None,
+) -> DropStreamSessionPlan[Any]:
+    """A session read. With no sort asked for, read in `created_at` order: a session reopened after
+    an expiry or a lost answer then resumes where it stopped."""
+    sort = params.get("sort")
+    if sort is None:
+        params = {**params, "sort": "created_at"}
+    return DropStreamSessionPlan(
+        path,
+        params,
+        id_of,
+        limit=limit,
+        ordered_by_id=sort == "id",
+        resume_field="created_at" if sort in (None, "created_at") else None,
+        time_of=time_of,
+        admit=admit,
+    )
+
+
+# --------------------------------------------------------------------------- plans of plans
+
+
+class Sequential(Generic[R]):
+    """Child plans read one after another, in order; the next may start while the current one
+    has nothing more to send (read-ahead across parts), unless the current one is a session (a
+    cursor whose later pages must not be overtaken, so records keep their order)."""
+
+    def __init__(self, children: Iterable[Any] = ()) -> None:
+        self.children: deque[Any] = deque(children)
+
+    @property
+    def done(self) -> bool:
+        while self.children and self.children[0].done:
+            self.children.popleft()
+        return not self.children
+
+    def issue(self, room: int) -> list[PageRequest]:
+        requests: list[PageRequest] = []
+        for child in list(self.children):
+            if room - len(requests) <= 0:
+                break
+            if child.done:
+                continue
+            for request in child.issue(room - len(requests)):
+                requests.append(PageRequest(request.path, request.params, (child, request.tag)))
+            if isinstance(child, DropStreamSessionPlan):
+                break
+            if not getattr(child, "last_page", None) and not child.done:
+                break  # its end is not known yet: do not run ahead of it
+        return requests
+
+    def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
+        child, tag = request.tag
+        return child.feed(PageRequest(request.path, request.params, tag), page)
+
+    def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:
+        child, tag = request.tag
+        return child.fail(PageRequest(request.path, request.params, tag), error)
+
+
+# --------------------------------------------------------------------------- DropStream windows
+
+
+class DropStreamPlan(Generic[R]):
+    """Page-based DropStream reads that never truncate and survive a moving set.
+
+    With a window: one session-opening request (limit 1) tells the true total; the window is cut
+    into equal-time parts sized for `PART_FILL` of the cap, each part is sized by a one-record page
+    probe (as many in flight as the driver allows), parts still over the cap are halved again,
+    and parts narrower than `MIN_SPLIT` and still over it are read through a session. Then every
+    part's pages are read, in time order, as `PagedRead`s: a part whose total changes mid-read is
+    read again. Without a window: pages of the whole set, or a session once the cap shows.
+    """
 
     def __init__(
-        self, path: str, params: Mapping[str, Any], *, limit: int, cap: int = DROPSTREAM_RESULT_CAP
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        limit: int,
+        window: Window | None,
+        bounds_of: BoundsOf,
+        id_of: IdOf,
+        admit: Admit,
+        session_for: Callable[[Mapping[str, Any], Callable[[Any], bool] | None], Any],
+        cap: int = DROPSTREAM_RESULT_CAP,
     ) -> None:
         self.path = path
-        self.params = {**params, "limit": limit}
+        self.params = dict(params)
         self.limit = limit
+        self.window = window
+        self.bounds_of = bounds_of
+        self.id_of = id_of
+        self.admit = admit
+        self.session_for = session_for
         self.cap = cap
-        self.total_pages: int | None = None
+        self.reading = Sequential()
+        self.to_probe: deque[Window] = deque()
+        self.probing = 0
+        self.sized: list[tuple[Window, int | None]] = []  # None: over the cap, read by session
+        self.parts = 0
+        self.phase = "open"
 
-    def request_for(self, page_number: int) -> PageRequest:
-        return PageRequest(self.path, {**self.params, "page": page_number})
+    # the parts ----------------------------------------------------------------------
+    def _part_params(self, part: Window | None) -> dict[str, Any]:
+        return dict(self.params) if part is None else {**self.params, **self.bounds_of(part)}
 
-    def first(self) -> PageRequest:
-        return self.request_for(1)
+    def _admit_for(self, part: Window | None) -> Callable[[Any], bool] | None:
+        if part is None:
+            return None
+        admit = self.admit
+        return lambda record: admit(record, part)
 
-    def check_cap(self, page: Page[R]) -> None:
-        total = page.meta.get("total_count")
-        if page.meta.get("max_total_reached") or (total is not None and total > self.cap):
-            raise CapReached(total=total, cap=self.cap)
+    def _pages(
+        self, part: Window | None, first: Page[R] | None = None, expected: int | None = None
+    ) -> PagedRead[R]:
+        reader: PagedRead[R] = PagedRead(
+            self.path,
+            {**self._part_params(part), "limit": self.limit},
+            asked=self.limit,
+            id_of=self.id_of,
+            admit=self._admit_for(part),
+            first=first,
+            expected_total=expected,
+        )
 
-    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
-        self.check_cap(page)
-        number = int(request.params["page"])
-        total_pages = page.meta.get("total_pages")
-        if total_pages is not None:
-            self.total_pages = int(total_pages)
-        records = list(page.records)
-        if not records:
-            return records, None
-        more = number < self.total_pages if self.total_pages is not None else len(records) >= self.limit
-        return records, self.request_for(number + 1) if more else None
+        def over_cap() -> None:  # the part grew past the cap since it was sized: never truncate
+            self.reading.children.append(self._session(part))
 
-    def remaining(self, first_page: Page[R]) -> list[PageRequest]:
-        """Every request after page 1, once page 1 has told the total (for concurrent fetching)."""
-        self.check_cap(first_page)
-        total_pages = first_page.meta.get("total_pages")
-        if total_pages is None:
-            total = first_page.meta.get("total_count")
+        reader.on_cap = over_cap
+        return reader
+
+    def _session(self, part: Window | None) -> Any:
+        self.parts += 1
+        return self.session_for(self._part_params(part), self._admit_for(part))
+
+    def _read(self, parts: Iterable[tuple[Window, int | None]]) -> None:
+        for part, count in sorted(parts, key=lambda item: item[0]):
+            if count == 0:
+                continue
+            self.parts += 1
+            self.reading.children.append(
+                self._pages(part, expected=count) if count is not None else self._session(part)
+            )
+        self.phase = "read"
+
+    # the plan -----------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.phase == "read" and self.reading.done
+
+    def issue(self, room: int) -> list[PageRequest]:
+        if self.phase == "open":
+            self.phase = "opening"
+            if self.window is None:
+                return [PageRequest(self.path, {**self.params, "limit": self.limit, "page": 1}, ("whole",))]
+            return [PageRequest(self.path, {**self.params, "limit": 1}, ("open",))]
+        if self.phase == "probe":
+            requests = []
+            while self.to_probe and len(requests) < room:
+                part = self.to_probe.popleft()
+                params = {**self._part_params(part), "limit": 1, "page": 1}
+                requests.append(PageRequest(self.path, params, ("probe", part)))
+            self.probing += len(requests)
+            return requests
+        if self.phase == "read":
+            return self.reading.issue(room)
+        return []
+
+    def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
+        kind = request.tag[0] if isinstance(request.tag, tuple) and isinstance(request.tag[0], str) else None
+        if kind == "whole":
+            evidence = Evidence.of(page)
+            if evidence.cut or (evidence.total is not None and evidence.total > self.cap):
+                self.reading.children.append(self._session(None))
+            else:
+                self.parts = 1
+                reader = self._pages(None, first=page)
+                self.reading.children.append(reader)
+            self.phase = "read"
+            return self._drain_ready()
+        if kind == "open":
+            total = Evidence.of(page).total
+            assert self.window is not None
+            if total is None:  # no total to size by: a session reads any size
+                self.reading.children.append(self._session(self.window))
+                self.phase = "read"
+            elif total <= self.cap:
+                self._read([(self.window, total)])
+            else:
+                self.to_probe.extend(self.window.split(-(-total // max(1, int(self.cap * PART_FILL)))))
+                self.phase = "probe"
+            return []
+        if kind == "probe":
+            self.probing -= 1
+            part: Window = request.tag[1]
+            evidence = Evidence.of(page)
+            total = evidence.total
             if total is None:
-                raise FulfillmentError(f"GET {self.path}: page-based response carried no total_pages")
-            total_pages = -(-int(total) // self.limit)
-        return [self.request_for(n) for n in range(2, int(total_pages) + 1)]
+                self.sized.append((part, None))  # cannot size it: a session reads any size
+            elif not evidence.cut and total <= self.cap:
+                self.sized.append((part, total))
+            elif part.duration <= MIN_SPLIT:
+                self.sized.append((part, None))
+            else:
+                self.to_probe.extend(part.halves())
+            if not self.to_probe and not self.probing:
+                self._read(self.sized)
+            return []
+        return self.reading.feed(request, page)
+
+    def _drain_ready(self) -> list[R]:
+        records: list[R] = []
+        for child in self.reading.children:
+            if isinstance(child, PagedRead):
+                for request, page in child.take_ready():
+                    records.extend(child.feed(request, page))
+        return records
+
+    def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:
+        if isinstance(request.tag, tuple) and isinstance(request.tag[0], str):
+            return False
+        return self.reading.fail(request, error)
 
 
-def split_until_fits(
-    window: Window, count: Callable[[Window], tuple[int, bool]], cap: int = DROPSTREAM_RESULT_CAP
-) -> Iterator[tuple[Window, bool]]:
-    """Halve `window` until every part holds at most `cap` results; yield the parts in time order.
+def dropstream_plan(
+    path: str,
+    params: Mapping[str, Any],
+    *,
+    mode: str,
+    limit: int,
+    window: Window | None,
+    width: int,
+    bounds_of: BoundsOf,
+    id_of: IdOf,
+    time_of: Callable[[Any], datetime | None],
+    admit: Admit,
+    cap: int = DROPSTREAM_RESULT_CAP,
+) -> Any:
+    """Which DropStream read serves the query: a session, or pages that split around the cap.
 
-    `count(part)` returns (total_count, max_total_reached) from a probe of that part. Each part is
-    yielded with `True` when it fits, or `False` when it is narrower than `MIN_SPLIT` and still over
-    the cap (read it through a session). Depth-first and lazy: a caller reads each part before the
-    next is probed, so nothing piles up however dense the window is. Empty parts are skipped.
+    `auto` reads a window page-based when more than one request may be in flight (the parts'
+    pages are fetched concurrently) and through a session otherwise. A sort on a key that is not
+    unique is read through a session: ties come back in a different order on each page request,
+    so LIMIT/OFFSET pages would repeat some records and skip others.
     """
-    pending = [window]
-    while pending:
-        part = pending.pop()
-        total, cut = count(part)
-        if not cut and total <= cap:
-            if total:
-                yield part, True
-        elif part.duration <= MIN_SPLIT:
-            yield part, False
-        else:
-            first, second = part.halves()
-            pending.extend((second, first))
+    sort = params.get("sort")
+    stable = sort is None or sort in UNIQUE_SORTS
+    if mode == "page" and not stable:
+        raise ValueError(
+            f"paging='page' with sort={sort!r} cannot read each record exactly once: {sort!r} is not "
+            "unique, and DropStream returns ties in a different order on each page request; use "
+            "paging='auto' or 'session' (a session keeps one order), or sort='id'"
+        )
+
+    def session_for(part_params: Mapping[str, Any], part_admit: Callable[[Any], bool] | None) -> Any:
+        return dropstream_session(
+            path, part_params, limit=limit, id_of=id_of, time_of=time_of, admit=part_admit
+        )
+
+    if mode == "session" or not stable or (mode == "auto" and (window is None or width <= 1)):
+        return session_for(params, None)
+    return DropStreamPlan(
+        path, params, limit=limit, window=window, bounds_of=bounds_of, id_of=id_of, admit=admit,
+        session_for=session_for, cap=cap,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- DCL
 
 
-class DclPagePlan(_Plan[R]):
-    """`page`/`page_size` with no total: stop at an empty or short page; an `error_code` is an error."""
+def check_dcl(page: Page[Any]) -> None:
+    """DCL reports errors inside HTTP 200 answers too: `error_code != 0` is an error, never a page."""
+    code = page.meta.get("error_code")
+    if code not in (None, 0, "0"):
+        raise VendorRejected(code=code, message=page.meta.get("error_message") or "")
 
-    def __init__(self, path: str, params: Mapping[str, Any], *, page_size: int) -> None:
+
+class _DclChecked(PagedRead[R]):
+    def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
+        check_dcl(page)
+        return super().feed(request, page)
+
+
+class DclSlicePlan(Generic[R]):
+    """A DCL window on a field the server filters exactly (`modified_*`), read as time slices that
+    each fit one page, so no page past page 1 is read over a moving set.
+
+    Page 1 of the whole window goes first, alone (slow start); a slice that fills its page is cut
+    into `SLICE_FANOUT` slices, read concurrently. Until the server's page size is known (a page as
+    full as asked), a page shorter than asked is checked with that slice's page 2: empty, the slice
+    is whole; not empty, the server serves that many and the slice was full. A slice narrower than
+    `MIN_SPLIT` that still fills its page is paged through.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        page_size: int,
+        window: Window,
+        bounds_of: BoundsOf,
+        id_of: IdOf,
+        admit: Admit,
+    ) -> None:
         self.path = path
         self.params = {**params, "page_size": page_size}
-        self.page_size = page_size
+        self.asked = page_size
+        self.bounds_of = bounds_of
+        self.id_of = id_of
+        self.admit = admit
+        self.server_size: int | None = None
+        self.seen: set[Hashable] = set()
+        self.todo: deque[Window] = deque([window])
+        self.checks: deque[Window] = deque()  # slices whose page 2 tells whether page 1 was full
+        self.first_counts: dict[Window, int] = {}
+        self.paged: deque[PagedRead[R]] = deque()
+        self.outstanding = 0
+        self.answered = 0
 
-    def request_for(self, page_number: int) -> PageRequest:
-        return PageRequest(self.path, {**self.params, "page": page_number})
+    @property
+    def done(self) -> bool:
+        while self.paged and self.paged[0].done:
+            self.paged.popleft()
+        return not self.todo and not self.checks and not self.outstanding and not self.paged
 
-    def first(self) -> PageRequest:
-        return self.request_for(1)
+    def _request(self, part: Window, number: int) -> PageRequest:
+        return PageRequest(self.path, {**self.params, **self.bounds_of(part), "page": number}, (part, number))
 
-    @staticmethod
-    def check(page: Page[R]) -> None:
-        code = page.meta.get("error_code")
-        if code not in (None, 0, "0"):
-            raise VendorRejected(code=code, message=page.meta.get("error_message") or "")
+    def issue(self, room: int) -> list[PageRequest]:
+        if self.answered == 0:
+            room = min(room, 1 - self.outstanding)  # slow start: the whole window, alone
+        requests: list[PageRequest] = []
+        while self.checks and len(requests) < room:
+            requests.append(self._request(self.checks.popleft(), 2))
+        while self.todo and len(requests) < room:
+            requests.append(self._request(self.todo.popleft(), 1))
+        self.outstanding += len(requests)
+        for reader in self.paged:
+            if len(requests) >= room:
+                break
+            for request in reader.issue(room - len(requests)):
+                requests.append(PageRequest(request.path, request.params, (reader, request.tag)))
+        return requests
 
-    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
-        self.check(page)
-        records = list(page.records)
-        if len(records) < self.page_size:
-            return records, None
-        return records, self.request_for(int(request.params["page"]) + 1)
+    def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
+        owner, number = request.tag
+        if isinstance(owner, PagedRead):
+            return owner.feed(PageRequest(request.path, request.params, number), page)
+        self.outstanding -= 1
+        self.answered += 1
+        check_dcl(page)
+        part: Window = owner
+        count = len(page.records)
+        fresh = self._fresh(page.records, part)
+        if number == 2:
+            first_count = self.first_counts.pop(part)
+            if count:  # page 1 was as full as the server serves: cut the slice
+                self.server_size = self.server_size or first_count
+                self._split(part)
+            return fresh
+        if count >= self.asked:
+            self.server_size = self.asked
+        if count == 0:
+            return fresh
+        if self.server_size is not None:
+            if count >= self.server_size:
+                self._split(part)
+            return fresh
+        self.first_counts[part] = count
+        self.checks.append(part)
+        return fresh
+
+    def _split(self, part: Window) -> None:
+        if part.duration <= MIN_SPLIT:
+            self.paged.append(
+                _DclChecked(
+                    self.path,
+                    {**self.params, **self.bounds_of(part)},
+                    asked=self.asked,
+                    known_size=self.server_size,
+                    id_of=self.id_of,
+                    admit=lambda record: self.admit(record, part),
+                    seen=self.seen,
+                )
+            )
+            return
+        fanout = SLICE_FANOUT if part.duration >= MIN_SPLIT * SLICE_FANOUT else 2
+        self.todo.extend(part.split(fanout))
+
+    def _fresh(self, records: Sequence[R], part: Window) -> list[R]:
+        fresh: list[R] = []
+        for record in records:
+            if not self.admit(record, part):
+                continue
+            key = self.id_of(record)
+            if key not in self.seen:
+                self.seen.add(key)
+                fresh.append(record)
+        return fresh
+
+    def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:
+        owner, _ = request.tag
+        if isinstance(owner, PagedRead):
+            owner.outstanding -= 1
+        else:
+            self.outstanding -= 1
+        return False
+
+
+def dcl_plan(
+    path: str,
+    params: Mapping[str, Any],
+    *,
+    page_size: int,
+    window: Window | None,
+    sliceable: bool,
+    bounds_of: BoundsOf,
+    id_of: IdOf,
+    admit: Admit,
+) -> Any:
+    """Slices when the window's field is one the server filters exactly; numbered pages otherwise."""
+    if window is not None and sliceable:
+        return DclSlicePlan(
+            path, params, page_size=page_size, window=window, bounds_of=bounds_of, id_of=id_of, admit=admit
+        )
+    return _DclChecked(path, {**params, "page_size": page_size}, asked=page_size, id_of=id_of)
 
 
 # --------------------------------------------------------------------------- Stream
 
 
-class StreamPagePlan(_Plan[R]):
-    """20 records a page; `meta.page_count` says when to stop."""
-
-    def __init__(self, path: str, params: Mapping[str, Any]) -> None:
-        self.path = path
-        self.params = dict(params)
-
-    def request_for(self, page_number: int) -> PageRequest:
-        return PageRequest(self.path, {**self.params, "page": page_number})
-
-    def first(self) -> PageRequest:
-        return self.request_for(1)
-
-    @staticmethod
-    def page_count(page: Page[R]) -> int | None:
-        meta = page.meta.get("meta") or {}
-        count = meta.get("page_count") if isinstance(meta, Mapping) else getattr(meta, "page_count", None)
-        return None if count is None else int(count)
-
-    def advance(self, request: PageRequest, page: Page[R]) -> tuple[list[R], PageRequest | None]:
-        records = list(page.records)
-        number = int(request.params["page"])
-        count = self.page_count(page)
-        if not records or (count is not None and number >= count):
-            return records, None
-        if count is None and len(records) < STREAM_PAGE_SIZE:
-            return records, None
-        return records, self.request_for(number + 1)
-
-    def remaining(self, first_page: Page[R]) -> list[PageRequest]:
-        count = self.page_count(first_page) or 1
-        return [self.request_for(n) for n in range(2, count + 1)]
+def stream_plan(path: str, params: Mapping[str, Any], *, id_of: IdOf) -> PagedRead[Any]:
+    """Stream has no date filter and documents no order: passes over every page (of the `status`
+    asked for) until one pass saw the same `record_count`/`page_count` throughout and no id twice."""
+    return PagedRead(path, params, asked=STREAM_PAGE_SIZE, known_size=STREAM_PAGE_SIZE, id_of=id_of)

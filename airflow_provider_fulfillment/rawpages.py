@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from airflow_provider_fulfillment.http import InvalidBody
+from airflow_provider_fulfillment.errors import InvalidBody, MissingRecords
 
 _UNSET = msgspec.UNSET
 
@@ -119,7 +119,9 @@ class PageSplitter:
             raise ValueError(f"invalid JSON: {error}") from None
         meta = {name: getattr(page, name) for name in self.meta}
         decoded = getattr(page, self.key)
-        if decoded is _UNSET or decoded is None:
+        if decoded is _UNSET:  # a 200 without its records: never an empty last page
+            raise MissingRecords(f"the answer has no '{self.key}'")
+        if decoded is None:
             return [], meta
         return [RawRecord(bytes(raw), fields) for raw, fields in zip(slices, decoded, strict=True)], meta
 

@@ -113,12 +113,15 @@ def test_page_cap_never_truncates_without_window_falls_back_to_session(make_hook
 
 
 def test_window_split_sequentially_until_each_part_fits_the_cap(make_hook):
-    # 30 orders a minute apart over 30 minutes; cap 10 forces the window to be halved.
+    # 30 orders a minute apart over 30 minutes; cap 10 forces the window to be cut. One request in
+    # flight runs the same plan as N: a sizing session (limit 1), one-record probes, then pages.
     hook, fake, rec = make_hook([dropstream_order(i) for i in range(0, 30)], cap=10, max_concurrency=1)
     window = (BASE, BASE + timedelta(minutes=30))
     ids = [o.id for o in hook.iter_orders(window=window, limit=4, paging="page")]
     assert ids == list(range(0, 30))
-    for params in rec.data_requests("/dropstream/orders"):
+    opening, *rest = rec.data_requests("/dropstream/orders")
+    assert opening["limit"] == "1" and "page" not in opening
+    for params in rest:
         assert "page" in params and params["created_at_min"].endswith("+00:00")
 
 

@@ -23,11 +23,12 @@ from airflow_provider_fulfillment.errors import (
     FulfillmentAPIError,
     FulfillmentError,
     InvalidBody,
+    MissingRecords,
     RecordNotFound,
     VendorRejected,
 )
 from airflow_provider_fulfillment.http import ClientSettings, HttpCore
-from airflow_provider_fulfillment.paging import Page, PageRequest, PagingPlan
+from airflow_provider_fulfillment.paging import Page, PageRequest, Plan
 from airflow_provider_fulfillment.rawpages import PageSplitter, RawRecord
 from airflow_provider_fulfillment.windows import Window, partial_iso_date
 
@@ -271,16 +272,25 @@ class FulfillmentHook(BaseHook):
         if window is None:
             yield from records
             return
-        start, end, moment_of = window.start, window.end, self.record_time
+        inside = self.in_window(field_name or "")
         for record in records:
-            moment = moment_of(record, field_name or "")
-            if moment is None and _absent(record, field_name or ""):
+            if inside(record, window):
+                yield record
+
+    def in_window(self, field_name: str) -> Callable[[Any, Window], bool]:
+        """Whether a record's `field_name` lies in a window; a record without the field is an error."""
+        moment_of = self.record_time
+
+        def inside(record: Any, window: Window) -> bool:
+            moment = moment_of(record, field_name)
+            if moment is None and _absent(record, field_name):
                 raise FulfillmentError(
                     f"connection '{self.conn_id}': {self.vendor} record {self.record_id(record)!r} has no "
                     f"'{field_name}', so it cannot be placed in the window; has the API's schema changed?"
                 )
-            if moment is not None and start <= moment < end:
-                yield record
+            return moment is not None and window.start <= moment < window.end
+
+        return inside
 
     def fetch(self, query: Query) -> Iterator[Any]:
         """Every record the server returns for the query (the window is trimmed afterwards)."""
@@ -294,78 +304,66 @@ class FulfillmentHook(BaseHook):
         return None
 
     # the paging driver ---------------------------------------------------------------
-    def drive(
-        self,
-        plan: PagingPlan[Any],
-        parse: Callable[[httpx.Response], Page[Any]],
-        prefetched: Page[Any] | None = None,
-    ) -> Iterator[Any]:
-        """Send a plan's requests one after another and yield what it accepts.
+    def send_page(self, request: PageRequest, parse: Callable[[httpx.Response], Page[Any]]) -> Page[Any]:
+        """The one place a plan's request goes out (retries, auth and errors live in the HTTP core)."""
+        return self.http.request("GET", request.path, params=request.params, parse=parse)
 
-        `prefetched` is the answer to `plan.first()` when the caller already has it (a probe).
-        """
-        request: PageRequest | None = plan.first()
-        pages = 0
-        while request is not None:
-            if prefetched is not None:
-                page, prefetched = prefetched, None
-            else:
-                try:
-                    page = self.http.request("GET", request.path, params=request.params, parse=parse)
-                except FulfillmentAPIError as error:
-                    retry = plan.recover(request, error)
-                    if retry is None:
-                        raise
-                    log.warning("%s; reopening the session", error)
-                    request = retry
-                    continue
-            current = request
-            try:
-                records, request = plan.advance(current, page)
-            except VendorRejected as rejected:
-                raise self.vendor_error(current, rejected) from None
-            pages += 1
-            yield from records
-        log.debug("connection '%s': %d page(s) read", self.conn_id, pages)
+    def run_plan(self, plan: Plan[Any], parse: Callable[[httpx.Response], Page[Any]]) -> Iterator[Any]:
+        """Run a paging plan with up to `max_concurrency` requests in flight; yield what it accepts.
 
-    def fetch_ordered(
-        self,
-        work: Iterable[tuple[Any, PageRequest | Page[Any]]],
-        parse: Callable[[httpx.Response], Page[Any]],
-    ) -> Iterator[tuple[Any, PageRequest | None, Page[Any]]]:
-        """Pages for a stream of (tag, request or ready page), in order, with at most `max_concurrency`
-        requests in flight.
-
-        `work` is pulled lazily (it may be endless: the consumer stops when it has enough). On an
-        error, or when the consumer stops early, queued requests are cancelled and the ones already
+        Answers are fed to the plan in the order the requests were issued, so records keep the
+        plan's order. With one request in flight the request is sent inline, after the consumer
+        has taken the previous page (a slow consumer then meets an expired session, as it should).
+        On an error, or when the consumer stops early, queued requests are cancelled and the ones
         in flight are waited for, so nothing is left running behind the caller's back.
         """
-        limit = self.settings.max_concurrency
-        pending: deque[tuple[Any, PageRequest | None, Future[Page[Any]] | Page[Any]]] = deque()
-        items = iter(work)
-        pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"fulfillment-{self.vendor}")
+        width = max(1, self.settings.max_concurrency)
+        pool = (
+            ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"fulfillment-{self.vendor}")
+            if width > 1
+            else None
+        )
+        in_flight: deque[tuple[PageRequest, Future[Page[Any]]]] = deque()
 
-        def fill() -> None:
-            while sum(isinstance(entry[2], Future) for entry in pending) < limit:
-                item = next(items, None)
-                if item is None:
-                    return
-                tag, job = item
-                if isinstance(job, Page):
-                    pending.append((tag, None, job))
-                else:
-                    future = pool.submit(self.http.request, "GET", job.path, params=job.params, parse=parse)
-                    pending.append((tag, job, future))
+        def submit(request: PageRequest) -> Future[Page[Any]]:
+            if pool is not None:
+                return pool.submit(self.send_page, request, parse)
+            future: Future[Page[Any]] = Future()
+            try:
+                future.set_result(self.send_page(request, parse))
+            except Exception as error:  # noqa: BLE001 - handed to the plan, as from a worker thread
+                future.set_exception(error)
+            return future
 
+        pages = 0
         try:
-            fill()
-            while pending:
-                tag, request, job = pending.popleft()
-                page = job.result() if isinstance(job, Future) else job
-                fill()
-                yield tag, request, page
+            while not plan.done:
+                for request in plan.issue(width - len(in_flight)):
+                    in_flight.append((request, submit(request)))
+                if not in_flight:
+                    if plan.done:
+                        break
+                    raise FulfillmentError(f"connection '{self.conn_id}': the paging plan stalled")
+                request, future = in_flight.popleft()
+                try:
+                    page = future.result()
+                except FulfillmentAPIError as error:
+                    if not plan.fail(request, error):
+                        raise
+                    log.warning("%s; the plan goes on (%s)", error, type(plan).__name__)
+                    continue
+                try:
+                    records = plan.feed(request, page)
+                except VendorRejected as rejected:
+                    raise self.vendor_error(request, rejected) from None
+                pages += 1
+                yield from records
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            for _, future in in_flight:
+                future.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        log.debug("connection '%s': %d page(s) read", self.conn_id, pages)
 
     def vendor_error(self, request: PageRequest, rejected: VendorRejected) -> BaseException:
         """The error for a rejection found by a plan after the request returned (same table as the core's)."""
@@ -528,6 +526,14 @@ def _absent(record: Any, field_name: str) -> bool:
     return field_name not in (record.model_fields_set | set(record.model_extra or ()))
 
 
+def missing_records(key: str, body: Any) -> MissingRecords:
+    """The error for a 200 whose records key is absent, quoting the vendor's words if it gave any."""
+    said = ""
+    if isinstance(body, Mapping):
+        said = next((str(body[k]) for k in ("error", "error_message", "message") if body.get(k)), "")
+    return MissingRecords(f"the answer has no '{key}'" + (f": {said}" if said else ""))
+
+
 def raw_page(
     key: str, meta_keys: tuple[str, ...], id_key: str = "id"
 ) -> Callable[[httpx.Response], Page[dict[str, Any]]]:
@@ -538,7 +544,11 @@ def raw_page(
         body = from_json(response.content)
         if not isinstance(body, dict):
             raise InvalidBody(f"expected a JSON object, got {type(body).__name__}")
-        records = body.get(key) or []
+        records = body.get(key)
+        if records is None:
+            if body.get("error_code") not in (None, 0, "0"):
+                return Page([], {name: body.get(name) for name in meta_keys})  # the plan says why
+            raise missing_records(key, body)
         if not isinstance(records, list):
             raise InvalidBody(f"expected '{key}' to be a list, got {type(records).__name__}")
         for number, record in enumerate(records):
@@ -571,7 +581,10 @@ def raw_bytes_page(
     splitter = PageSplitter(key, meta_keys, fields)
 
     def parse(response: httpx.Response) -> Page[RawRecord]:
-        records, meta = splitter.split(response.content)
+        try:
+            records, meta = splitter.split(response.content)
+        except MissingRecords:
+            raise missing_records(key, from_json(response.content)) from None  # with the vendor's words
         return Page(records, meta)
 
     return parse

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import closing
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -18,14 +16,15 @@ from airflow_provider_fulfillment.hooks.base import (
     Resource,
     boolean,
     bounded_int,
+    missing_records,
     raw_bytes_page,
     raw_page,
     text_value,
 )
-from airflow_provider_fulfillment.http import ClientSettings, VendorRejected
+from airflow_provider_fulfillment.http import ClientSettings
 from airflow_provider_fulfillment.models._types import parse_dcl_datetime
 from airflow_provider_fulfillment.models.dcl import DclOrder, DclOrderPage, DclShipment
-from airflow_provider_fulfillment.paging import DCL_MAX_PAGE_SIZE, DclPagePlan, Page, PageRequest
+from airflow_provider_fulfillment.paging import DCL_MAX_PAGE_SIZE, Page, PageRequest, check_dcl, dcl_plan
 from airflow_provider_fulfillment.rawpages import RawRecord
 from airflow_provider_fulfillment.windows import PACIFIC, Window, dcl_bounds, in_range, to_aware_datetime
 
@@ -237,6 +236,8 @@ class DclHook(FulfillmentHook):
     @staticmethod
     def parse_page(response: httpx.Response) -> Page[DclOrder]:
         page = DclOrderPage.model_validate_json(response.content)
+        if page.orders is None and page.error_code in (None, 0):
+            raise missing_records("orders", {"error_message": page.error_message})
         return Page(page.orders or [], {"error_code": page.error_code, "error_message": page.error_message})
 
     parse_raw_page = staticmethod(raw_page("orders", ("error_code", "error_message"), "order_number"))
@@ -253,8 +254,17 @@ class DclHook(FulfillmentHook):
         return DclOrder if resource == "orders" else DclShipment
 
     def fetch(self, query: Query) -> Iterator[DclOrder]:
-        page_size = query.options.get("page_size", DCL_MAX_PAGE_SIZE)
-        plan = DclPagePlan("/orders", query.params, page_size=page_size)
+        field_name = query.window_field or ""
+        plan = dcl_plan(
+            "/orders",
+            query.params,
+            page_size=query.options.get("page_size", DCL_MAX_PAGE_SIZE),
+            window=query.window,
+            sliceable=field_name == "modified_at",
+            bounds_of=lambda part: dcl_bounds(part, "modified"),
+            id_of=self.record_key,
+            admit=self.in_window(field_name),
+        )
         parse = (
             self.parse_raw_bytes_page
             if query.raw == "bytes" and query.resource == "orders"
@@ -262,32 +272,14 @@ class DclHook(FulfillmentHook):
             if query.raw
             else self.parse_page
         )
-        if self.settings.max_concurrency <= 1:
-            return self.drive(plan, parse)
-        return self._fetch_ahead(plan, parse)
+        return self.run_plan(plan, parse)
 
-    def _fetch_ahead(self, plan: DclPagePlan, parse: Any) -> Iterator[DclOrder]:
-        """DCL gives no total: ask for the next pages ahead, a bounded number at once, and stop at
-        the first short page (the few requests already sent past it are waited for, not used)."""
-        first_request = plan.first()
-        first = self.http.request("GET", first_request.path, params=first_request.params, parse=parse)
-        records, following = self._accept(plan, first_request, first)
-        yield from records
-        if following is None:
-            return
-        work = ((None, plan.request_for(number)) for number in itertools.count(2))
-        with closing(self.fetch_ordered(work, parse)) as pages:
-            for _, request, page in pages:
-                records, following = self._accept(plan, request, page)
-                yield from records
-                if following is None:
-                    return
-
-    def _accept(self, plan: DclPagePlan, request: PageRequest, page: Page[DclOrder]):
-        try:
-            return plan.advance(request, page)
-        except VendorRejected as rejected:
-            raise self.vendor_error(request, rejected) from None
+    @staticmethod
+    def record_key(record: Any) -> tuple[Any, Any]:
+        """A DCL order's identity: order numbers are unique only within an account."""
+        if type(record) is dict or type(record) is RawRecord:
+            return record.get("account_number"), record["order_number"]
+        return record.account_number, record.order_number
 
     def _records(self, query: Query) -> Iterator[Any]:
         orders = self.fetch(query)
@@ -316,7 +308,7 @@ class DclHook(FulfillmentHook):
 
     def parse_order(self, ident: str, response: httpx.Response) -> DclOrder | None:
         page = self.parse_page(response)
-        DclPagePlan.check(page)
+        check_dcl(page)
         return next((o for o in page.records if o.order_number == ident), None)
 
     def state_request(self, resource: str, ident: str) -> PageRequest:
@@ -339,7 +331,7 @@ class DclHook(FulfillmentHook):
 
     def probe(self) -> str:
         page = self.http.request("GET", "/orders", params={"page": 1, "page_size": 1}, parse=self.parse_page)
-        DclPagePlan.check(page)
+        check_dcl(page)
         return "orders endpoint answered"
 
 

@@ -17,6 +17,7 @@ from airflow_provider_fulfillment.hooks.base import (
     bounded_int,
     date_value,
     id_or_name,
+    missing_records,
     one_of,
     raw_bytes_page,
     raw_page,
@@ -35,14 +36,11 @@ from airflow_provider_fulfillment.models.dropstream import (
 from airflow_provider_fulfillment.paging import (
     DROPSTREAM_MAX_LIMIT,
     DROPSTREAM_RESULT_CAP,
-    CapReached,
-    DropStreamPagePlan,
-    DropStreamSessionPlan,
     Page,
     PageRequest,
-    split_until_fits,
+    dropstream_plan,
 )
-from airflow_provider_fulfillment.windows import MIN_SPLIT, Window, dropstream_bounds
+from airflow_provider_fulfillment.windows import Window, dropstream_bounds
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +177,8 @@ class DropStreamHook(FulfillmentHook):
 
         def parse(response: httpx.Response) -> Page[Any]:
             page = model.model_validate_json(response.content)
+            if resource not in page.model_fields_set:
+                raise missing_records(resource, page.model_extra)
             return Page(getattr(page, resource), {name: getattr(page, name) for name in _PAGE_META})
 
         return parse
@@ -189,157 +189,21 @@ class DropStreamHook(FulfillmentHook):
         return DropStreamOrder if resource == "orders" else DropStreamShipment
 
     def fetch(self, query: Query) -> Iterator[Any]:
-        mode = query.options.get("paging", "auto")
-        limit = query.options.get("limit", DEFAULT_LIMIT)
-        concurrent = self.settings.max_concurrency > 1
-        if mode == "session" or (mode == "auto" and (query.window is None or not concurrent)):
-            return self._session(query, query.params, limit)
-        if query.window is not None:
-            return self._windowed_concurrently(query, limit) if concurrent else self._windowed(query, limit)
-        return self._pages_or_session(query, limit)
-
-    def _session(self, query: Query, params: Mapping[str, Any], limit: int) -> Iterator[Any]:
-        """Read through a session. With no sort asked for, read in `created_at` order: a session
-        reopened after an expiry or a lost answer then resumes where it stopped (see the plan)."""
-        sort = params.get("sort")
-        if sort is None:
-            params = {**params, "sort": "created_at"}
-        plan = DropStreamSessionPlan(
+        field_name = query.window_field or "created_at"
+        plan = dropstream_plan(
             f"/{query.resource}",
-            params,
+            query.params,
+            mode=query.options.get("paging", "auto"),
+            limit=query.options.get("limit", DEFAULT_LIMIT),
+            window=query.window,
+            width=self.settings.max_concurrency,
+            bounds_of=lambda part: dropstream_bounds(part, field_name),
             id_of=self.record_id,
-            limit=limit,
-            ordered_by_id=sort == "id",
-            resume_field="created_at" if sort in (None, "created_at") else None,
             time_of=lambda record: self.record_time(record, "created_at"),
+            admit=self.in_window(field_name),
+            cap=self.result_cap,
         )
-        return self.drive(plan, self.parse_page(query.resource, query.raw))
-
-    def _first_page(self, plan: DropStreamPagePlan, query: Query) -> Page[Any]:
-        request = plan.first()
-        return self.http.request(
-            "GET", request.path, params=request.params, parse=self.parse_page(query.resource, query.raw)
-        )
-
-    def _pages_or_session(self, query: Query, limit: int) -> Iterator[Any]:
-        plan = DropStreamPagePlan(f"/{query.resource}", query.params, limit=limit, cap=self.result_cap)
-        first = self._first_page(plan, query)
-        try:
-            plan.check_cap(first)
-        except CapReached as cap:
-            log.warning("connection '%s': %s; reading through a session instead", self.conn_id, cap)
-            yield from self._session(query, query.params, limit)
-            return
-        yield from self.drive(plan, self.parse_page(query.resource, query.raw), prefetched=first)
-
-    def _windowed(self, query: Query, limit: int) -> Iterator[Any]:
-        """Split the window until every part fits the cap, then read each part's pages."""
-        assert query.window is not None and query.window_field is not None
-        field_name = query.window_field
-        probes: dict[Window, tuple[DropStreamPagePlan, Page[Any]]] = {}
-
-        def plan_for(part: Window) -> DropStreamPagePlan:
-            params = {**query.params, **dropstream_bounds(part, field_name)}
-            return DropStreamPagePlan(f"/{query.resource}", params, limit=limit, cap=self.result_cap)
-
-        def count(part: Window) -> tuple[int, bool]:
-            plan = plan_for(part)
-            page = self._first_page(plan, query)
-            total = page.meta.get("total_count")
-            total = len(page.records) if total is None else int(total)
-            cut = bool(page.meta.get("max_total_reached"))
-            if not cut and total <= self.result_cap:
-                probes[part] = (plan, page)  # page 1 of a part that will be read: keep it
-            return total, cut
-
-        parts = 0
-        for part, fits in split_until_fits(query.window, count, cap=self.result_cap):
-            parts += 1
-            # Parts are sent widened by the margin, so neighbours overlap: trim each to itself.
-            if fits:
-                plan, first = probes.pop(part)
-                records = self.drive(plan, self.parse_page(query.resource, query.raw), prefetched=first)
-                yield from self.trim(records, part, field_name)
-            else:
-                probes.pop(part, None)
-                log.warning(
-                    "connection '%s': more than 10,000 %s within %s; reading that part through a session",
-                    self.conn_id, query.resource, part.as_dict(),
-                )  # fmt: skip
-                params = {**query.params, **dropstream_bounds(part, field_name)}
-                yield from self.trim(self._session(query, params, limit), part, field_name)
-        log.debug(
-            "connection '%s': window %s read in %d part(s)", self.conn_id, query.window.as_dict(), parts
-        )
-
-    def _windowed_concurrently(self, query: Query, limit: int) -> Iterator[Any]:
-        """Cut the window into parts that fit the cap, then fetch every part's pages concurrently.
-
-        One session-opening request (limit 1) tells the true total; the window is cut into
-        equal-time parts sized for it, each part is sized by a one-record page probe (concurrently),
-        parts still over the cap are halved again, and then all pages of all parts are known up
-        front and fetched with `max_concurrency` in flight. Probes keep no records, so memory stays
-        flat however large the window. Parts come in time order, records by id within a part.
-        """
-        assert query.window is not None and query.window_field is not None
-        window, field_name, path = query.window, query.window_field, f"/{query.resource}"
-        parse = self.parse_page(query.resource, query.raw)
-
-        def params_for(part: Window) -> dict[str, Any]:
-            return {**query.params, **dropstream_bounds(part, field_name)}
-
-        opened = self.http.request("GET", path, params={**query.params, "limit": 1}, parse=parse)
-        total = opened.meta.get("total_count")
-        if total is not None and total <= self.result_cap:
-            sized: list[tuple[Window, int | None]] = [(window, int(total))]
-        else:
-            # Aim at three quarters of the cap a part, so uneven density rarely needs a second cut.
-            first_cut = 1 if total is None else -(-int(total) // max(1, int(self.result_cap * 0.75)))
-            sized = self._size_parts(window.split(first_cut), path, params_for, parse)
-        sized = [(part, count) for part, count in sorted(sized) if count != 0]
-        log.info(
-            "connection '%s': %s window %s read in %d part(s), %d request(s) in flight",
-            self.conn_id, query.resource, window.as_dict(), len(sized), self.settings.max_concurrency,
-        )  # fmt: skip
-        group: list[tuple[Window, int]] = []
-        for part, count in [*sized, (None, None)]:
-            if count is not None and part is not None:
-                group.append((part, count))
-                continue
-            if group:
-                yield from self._read_parts(group, path, params_for, limit, parse, field_name)
-                group = []
-            if part is not None:  # over the cap within MIN_SPLIT: only a session can read it
-                yield from self.trim(self._session(query, params_for(part), limit), part, field_name)
-
-    def _size_parts(self, parts, path, params_for, parse) -> list[tuple[Window, int | None]]:
-        """(part, total) for parts that fit the cap, halving the others; None marks an unsplittable part."""
-        sized: list[tuple[Window, int | None]] = []
-        while parts:
-            work = ((part, PageRequest(path, {**params_for(part), "limit": 1, "page": 1})) for part in parts)
-            again: list[Window] = []
-            for part, _, page in self.fetch_ordered(work, parse):
-                total = page.meta.get("total_count")
-                total = len(page.records) if total is None else int(total)
-                if not page.meta.get("max_total_reached") and total <= self.result_cap:
-                    sized.append((part, total))
-                elif part.duration <= MIN_SPLIT:
-                    sized.append((part, None))
-                else:
-                    again.extend(part.halves())
-            parts = again
-        return sized
-
-    def _read_parts(self, parts, path, params_for, limit, parse, field_name) -> Iterator[Any]:
-        checker = DropStreamPagePlan(path, {}, limit=limit, cap=self.result_cap)
-        work = (
-            (part, PageRequest(path, {**params_for(part), "limit": limit, "page": number}))
-            for part, count in parts
-            for number in range(1, -(-count // limit) + 1)
-        )
-        for part, _, page in self.fetch_ordered(work, parse):
-            checker.check_cap(page)  # the part grew past the cap since it was sized: never truncate
-            yield from self.trim(page.records, part, field_name)
+        return self.run_plan(plan, self.parse_page(query.resource, query.raw))
 
     def count_records(self, resource, window, *, window_field=None, **filters):  # type: ignore[override]
         """`total_count` of a one-record session-opening request (not capped at 10,000)."""

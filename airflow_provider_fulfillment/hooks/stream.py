@@ -7,11 +7,13 @@ from typing import Any, ClassVar
 
 import httpx
 
+from airflow_provider_fulfillment.errors import FulfillmentAPIError
 from airflow_provider_fulfillment.hooks.base import (
     FulfillmentHook,
     Query,
     RecordState,
     Resource,
+    missing_records,
     one_of,
     raw_bytes_page,
     raw_page,
@@ -21,7 +23,7 @@ from airflow_provider_fulfillment.http import BearerTokenAuth, ClientSettings, r
 from airflow_provider_fulfillment.models import states
 from airflow_provider_fulfillment.models._types import parse_stream_datetime
 from airflow_provider_fulfillment.models.stream import StreamOrder, StreamOrderPage
-from airflow_provider_fulfillment.paging import Page, PageRequest, StreamPagePlan
+from airflow_provider_fulfillment.paging import Page, PageRequest, stream_plan
 from airflow_provider_fulfillment.rawpages import RawRecord
 
 
@@ -72,6 +74,8 @@ class StreamHook(FulfillmentHook):
     @staticmethod
     def parse_page(response: httpx.Response) -> Page[StreamOrder]:
         page = StreamOrderPage.model_validate_json(response.content)
+        if "orders" not in page.model_fields_set:
+            raise missing_records("orders", page.model_extra)
         meta = page.meta
         return Page(
             page.orders,
@@ -93,12 +97,7 @@ class StreamHook(FulfillmentHook):
         return StreamOrder
 
     def fetch(self, query: Query) -> Iterator[StreamOrder]:
-        """Page 1 tells `page_count`; the other pages are then fetched concurrently, in order.
-
-        Stream documents no sort order, so an order created during the read can shift pages: ids
-        already yielded are skipped rather than repeated.
-        """
-        plan = StreamPagePlan("/orders", query.params)
+        plan = stream_plan("/orders", query.params, id_of=self.record_id)
         parse = (
             self.parse_raw_bytes_page
             if query.raw == "bytes"
@@ -106,28 +105,7 @@ class StreamHook(FulfillmentHook):
             if query.raw
             else self.parse_page
         )
-        return self._unique(self._pages(plan, parse))
-
-    def _pages(self, plan: StreamPagePlan, parse: Any) -> Iterator[StreamOrder]:
-        if self.settings.max_concurrency <= 1:
-            yield from self.drive(plan, parse)
-            return
-        first = self.http.request("GET", plan.path, params=plan.first().params, parse=parse)
-        yield from first.records
-        if not first.records:
-            return
-        work = ((None, request) for request in plan.remaining(first))
-        for _, _, page in self.fetch_ordered(work, parse):
-            yield from page.records
-
-    def _unique(self, orders: Iterator[Any]) -> Iterator[Any]:
-        seen: set[Any] = set()
-        record_id = self.record_id
-        for order in orders:
-            key = record_id(order)
-            if key not in seen:
-                seen.add(key)
-                yield order
+        return self.run_plan(plan, parse)
 
     def normalize(self, resource: Resource, record: Any) -> Any:
         if type(record) is RawRecord:
@@ -142,6 +120,11 @@ class StreamHook(FulfillmentHook):
 
     def parse_order(self, ident: str, response: httpx.Response) -> StreamOrder:
         return StreamOrder.model_validate(record_of(response, "order"))
+
+    def means_not_found(self, error: FulfillmentAPIError) -> bool:
+        # Stream answers an unknown id or reference with 400 "Invalid input, object invalid".
+        invalid = error.status == 400 and "object invalid" in (error.vendor_message or "").lower()
+        return invalid or super().means_not_found(error)
 
     def state_request(self, resource: str, ident: str) -> PageRequest:
         return self.order_request(ident)
