@@ -18,6 +18,7 @@ from typing import Any
 
 from .app import SandboxApp, SandboxConfig
 from .faults import KNOB_HELP, Faults
+from .live import LiveKnobs
 from .testing import LOOPBACK, conn_env
 
 
@@ -64,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
         help="rendered DropStream records kept in memory (benchmarks: the world's size)",
     )  # fmt: skip
     p.add_argument("--log-level", default="warning")
+    p.add_argument(
+        "--live", action="append", default=[], metavar="KNOB=VALUE",
+        help="a live-data knob: mid-read mutations, page caps, odd answers (see sandbox.live)",
+    )  # fmt: skip
     faults = p.add_argument_group("fault knobs (see airflow_provider_fulfillment.sandbox.faults)")
     faults.add_argument(
         "--fault", action="append", default=[], metavar="KNOB=VALUE", help="set any fault knob"
@@ -77,13 +82,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_config(args: argparse.Namespace) -> SandboxConfig:
+def _pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """``KNOB=VALUE`` flags as a dict (dashes in the name read as underscores)."""
     knobs: dict[str, Any] = {}
-    for item in args.fault:
+    for item in items:
         name, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--fault expects KNOB=VALUE, got {item!r}")
+            raise SystemExit(f"{flag} expects KNOB=VALUE, got {item!r}")
         knobs[name.strip().replace("-", "_")] = value
+    return knobs
+
+
+def build_config(args: argparse.Namespace) -> SandboxConfig:
+    knobs = _pairs(args.fault, "--fault")
     for f in dataclasses.fields(Faults):
         value = getattr(args, f"knob_{f.name}")
         if value is not None:
@@ -93,6 +104,10 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
     extra: dict[str, Any] = {}
+    try:
+        extra["live"] = LiveKnobs.from_dict(_pairs(args.live, "--live"))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
     if args.end:
         end = datetime.fromisoformat(args.end.replace("Z", "+00:00"))
         if end.tzinfo is None:

@@ -16,7 +16,7 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +24,16 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.responses import Response
 
+from . import control, dcl, dropstream, live, stream
 from ._util import dumps, fmt_seconds
 from .clock import SandboxClock
+from .common import ApiError, Session, Token, vendor_error
 from .counters import RequestLog
 from .faults import FaultRuntime, Faults
+from .live import LiveData, LiveKnobs
 from .world import DEFAULT_END, World
+
+__all__ = ["ApiError", "SandboxApp", "SandboxConfig", "Session", "Token", "vendor_error"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -74,6 +79,8 @@ class SandboxConfig:
     advance: str | float = 0
     """Advance the world's own clock this far at start-up (seconds, or "36h", "2d"; see clock.py)."""
     faults: Faults = field(default_factory=Faults)
+    live: LiveKnobs = field(default_factory=LiveKnobs)
+    """Live-data knobs at start-up: mid-read mutations, page caps, odd answers (see ``live``)."""
     max_records: int = 200_000
     """Per-request records kept by the counters (counts are never capped)."""
     record_cache: int = 20_000
@@ -83,56 +90,6 @@ class SandboxConfig:
     @classmethod
     def field_names(cls) -> frozenset[str]:
         return frozenset(f.name for f in fields(cls))
-
-
-@dataclass
-class Session:
-    """A DropStream paging session: the result set is fixed at creation; ``pos`` is the cursor."""
-
-    id: str
-    resource: str
-    rows: Sequence[int]
-    query_key: tuple
-    limit: int
-    pos: int = 0
-    page: int = 0
-    last_used: float = 0.0
-
-
-@dataclass
-class Token:
-    vendor: str
-    issued: float
-    ttl: float
-    uses: int = 0
-
-
-class ApiError(Exception):
-    """Raised by routes: the response to send (status, body bytes, content type, headers)."""
-
-    def __init__(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
-        self.content_type = content_type
-        self.headers = headers or {}
-
-
-def vendor_error(path: str, status: int, message: str) -> tuple[bytes, str]:
-    """A message in the error format of the vendor that owns ``path``."""
-    if path.startswith("/dcl"):
-        return dumps({"error_code": status, "error_message": message}), "application/json"
-    if path.startswith("/stream"):
-        if status == 401:
-            return message.encode(), "text/plain; charset=utf-8"
-        return dumps({"success": False, "error": message}), "application/json"
-    return dumps({"error": message}), "application/json"
 
 
 class SandboxApp:
@@ -155,6 +112,7 @@ class SandboxApp:
             self.world_clock.advance(config.advance)
         self.log = RequestLog(config.max_records)
         self.runtime = FaultRuntime(config.faults)
+        self.live = LiveData(self.world, config.live)
         self.lock = threading.Lock()
         self.sessions: dict[str, Session] = {}
         self.tokens: dict[str, Token] = {}
@@ -166,8 +124,6 @@ class SandboxApp:
         self.inner = self._build()
 
     def _build(self) -> FastAPI:
-        from . import control, dcl, dropstream, stream  # they import this module: import late
-
         api = FastAPI(
             title="Fulfillment sandbox",
             description="Local emulator of the DropStream, DCL and Stream APIs.",
@@ -179,6 +135,7 @@ class SandboxApp:
         api.include_router(dcl.router(self))
         api.include_router(stream.router(self))
         api.include_router(control.router(self))
+        api.include_router(live.router(self.live))
 
         @api.exception_handler(ApiError)
         async def _api_error(request: Any, exc: ApiError) -> Any:
@@ -240,7 +197,8 @@ class SandboxApp:
                 now = time.monotonic()
                 for t in [t for t, v in self.tokens.items() if now - v.issued > v.ttl]:
                     del self.tokens[t]
-            self.tokens[token] = Token(vendor, time.monotonic(), ttl)
+            self.tokens[token] = Token(vendor, time.monotonic(), ttl, subject=subject)
+            self.live.token_issued(self.tokens, subject, token)
         return token, ttl
 
     def check_token(self, vendor: str, header: str | None, path: str) -> str | None:

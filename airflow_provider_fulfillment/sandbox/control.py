@@ -25,7 +25,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ._util import dumps
-from .app import ApiError
+from .common import ApiError
 from .faults import Faults
 
 if TYPE_CHECKING:

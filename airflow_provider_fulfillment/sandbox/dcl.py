@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ._util import ceil_seconds, dumps, fmt_seconds
-from .app import ApiError
+from .common import ApiError
 from .world_dropstream import ParamError
 
 if TYPE_CHECKING:
@@ -96,7 +96,12 @@ def router(app: SandboxApp) -> APIRouter:
                 "orders": None,
             }
             return Response(dumps(body), media_type=JSON)
-        rows = world.select(q)
+        live = app.live
+        failed = live.error_response("dcl", request)
+        if failed is not None:
+            return failed
+        page_size = live.served_limit("dcl", page_size)
+        rows = live.visible("dcl", world.select(q), world.n)
         chunk = rows[(page - 1) * page_size : page * page_size]
         if wanted is None:
             seg = b",".join(world.order_bytes(j, extended_date) for j in chunk)
@@ -106,6 +111,7 @@ def router(app: SandboxApp) -> APIRouter:
                 dumps({k: v for k, v in world.order_dict(j, extended_date).items() if k in keep})
                 for j in chunk
             )
+        live.served("dcl", chunk)
         return Response(b'{"error_code":0,"error_message":"","orders":[' + seg + b"]}", media_type=JSON)
 
     return r

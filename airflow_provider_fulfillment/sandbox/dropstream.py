@@ -28,7 +28,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ._util import LRU, ceil_div, dumps, one_segment
-from .app import ApiError, Session
+from .common import ApiError, Session
 from .world_dropstream import ORDER_FILTERS, SHIPMENT_FILTERS, ParamError
 
 if TYPE_CHECKING:
@@ -143,8 +143,20 @@ def router(app: SandboxApp) -> APIRouter:
             qkey, rows = parse(params, sort)
         except ParamError as exc:
             raise _error(400, str(exc)) from exc
+        live = app.live
+        failed = live.error_response("dropstream", request)
+        if failed is not None:
+            return failed
+        limit = live.served_limit("dropstream", limit)
+        if resource == "orders":
+            rows = live.visible("dropstream", rows, world.n)
+        qkey = (*qkey, live.version)
         total = len(rows)
         if page is not None:
+            if resource == "orders" and sort is not None:
+                shuffled = live.shuffled_ties(rows, world.order_sort_key(sort))
+                if shuffled is not rows:
+                    rows, qkey = shuffled, (*qkey, object())  # never served from the cache
             capped = min(total, PAGE_CAP)
             start = (page - 1) * limit
             stop = min(start + limit, capped)
@@ -159,7 +171,8 @@ def router(app: SandboxApp) -> APIRouter:
                 meta["max_total_reached"] = True
             if stop < capped:
                 prefetch(rows[stop : min(stop + limit, capped)], render)
-            return _page(resource, seg, meta)
+            live.served("dropstream", rows[start:stop] if resource == "orders" else ())
+            return _page(resource, seg, _totals(meta))
         app.purge_sessions()
         session = Session(
             id=app.new_session_id(), resource=resource, rows=rows, query_key=qkey, limit=limit,
@@ -171,7 +184,13 @@ def router(app: SandboxApp) -> APIRouter:
         seg = advance(session, render, meta)
         meta["total_count"] = total
         meta["total_pages"] = ceil_div(total, limit)
-        return _page(resource, seg, meta)
+        return _page(resource, seg, _totals(meta))
+
+    def _totals(meta: dict) -> dict:
+        if app.live.omit_totals("dropstream"):
+            meta.pop("total_count", None)
+            meta.pop("total_pages", None)
+        return meta
 
     def advance(session: Session, render: Callable[[int], bytes], meta: dict) -> bytes:
         start = session.pos
@@ -181,6 +200,8 @@ def router(app: SandboxApp) -> APIRouter:
         session.last_used = time.monotonic()
         meta["page"] = session.page
         meta["limit"] = session.limit
+        if session.resource == "orders":
+            app.live.served("dropstream", session.rows[start:stop])
         if start >= stop:
             return b""
         seg = cached_segment((session.query_key, start, stop), session.rows[start:stop], render)
@@ -213,6 +234,9 @@ def router(app: SandboxApp) -> APIRouter:
                     app.sessions.pop(sid, None)
                     request.scope.setdefault("sandbox.fault", "session_expired")
                 raise _error(404, f"session {sid} not found or expired")
+        failed = app.live.error_response("dropstream", request)
+        if failed is not None:
+            return failed
         meta: dict = {"session_id": sid}
         seg = advance(session, render, meta)
         return _page(resource, seg, meta)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ._util import ceil_div, dumps, one_segment
-from .app import ApiError
+from .common import ApiError
 from .world_stream import DOCUMENTS, PAGE_SIZE, STATUSES, ParamError
 
 if TYPE_CHECKING:
@@ -85,10 +85,18 @@ def router(app: SandboxApp) -> APIRouter:
             rows = world.select(params.get("status") or None)
         except ParamError as exc:
             raise _error(400, f"Invalid input, {exc}; expected one of: {', '.join(STATUSES)}") from exc
+        live = app.live
+        failed = live.error_response("stream", request)
+        if failed is not None:
+            return failed
+        rows = live.visible("stream", rows, world.n)
         chunk = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         base = link_base(request)
         served([world.order_id(s) for s in chunk])
         seg = b",".join(dumps(world.order_dict(s, base)) for s in chunk)
+        live.served("stream", chunk)
+        if live.omit_totals("stream"):
+            return Response(b'{"orders":[' + seg + b"]}", media_type=JSON)
         meta = dumps({"meta": {"page_count": ceil_div(len(rows), PAGE_SIZE), "record_count": len(rows)}})
         return Response(b'{"orders":[' + seg + b"]," + meta[1:], media_type=JSON)
 
@@ -101,8 +109,8 @@ def router(app: SandboxApp) -> APIRouter:
         key = single
         auth(request)
         s = world.index_of(key)
-        if s < 0:
-            raise _error(404, f"Order {key} not found")
+        if s < 0:  # as the docs show: an unknown id or reference is "invalid input"
+            raise _error(400, "Invalid input, object invalid")
         served([world.order_id(s)])
         return Response(b'{"order":' + dumps(world.order_dict(s, link_base(request))) + b"}", media_type=JSON)
 

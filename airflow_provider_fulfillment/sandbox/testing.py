@@ -25,6 +25,7 @@ from typing import Any
 from .app import SandboxApp, SandboxConfig
 from .counters import Counters
 from .faults import Faults
+from .live import LiveKnobs
 from .world import World
 
 LOOPBACK = "127.0.0.1"
@@ -35,15 +36,21 @@ def split_options(options: dict[str, Any]) -> dict[str, Any]:
     become ``faults``); a name that is neither is a TypeError."""
     config: dict[str, Any] = {}
     knobs: dict[str, Any] = {}
+    live: dict[str, Any] = {}
     names = SandboxConfig.field_names()
     knob_names = set(Faults.knob_names())
+    live_names = set(LiveKnobs.knob_names())
     for name, value in options.items():
         if name in names:
             config[name] = value
         elif name in knob_names:
             knobs[name] = value
+        elif name in live_names:
+            live[name] = value
         else:
             raise TypeError(f"unknown sandbox option {name!r}")
+    if live:
+        config["live"] = LiveKnobs.from_dict(live)
     faults = config.get("faults")
     if isinstance(faults, dict):
         knobs = {**faults, **knobs}
@@ -177,8 +184,15 @@ class SandboxServer:
     def reset_counters(self) -> None:
         self.app.log.reset()
 
+    def set_live(self, **knobs: Any) -> LiveKnobs:
+        """Replace every live-data knob (those not given go back to off); see ``sandbox.live``."""
+        live = LiveKnobs.from_dict(knobs)
+        self.app.live.set(live)
+        return live
+
     def reset(self) -> None:
-        """The state a test starts from: no faults, empty counters, no open DropStream session."""
+        """The state a test starts from: no faults, no live-data knobs, empty counters, no session."""
+        self.app.live.set(LiveKnobs())
         self.reset_faults()
         self.reset_counters()
         self.expire_sessions()

@@ -263,6 +263,7 @@ class DclWorld(Timeline):
         # Moved by the sandbox clock (clock.py): order index -> (its shipment time, modified_at).
         self.now = end
         self.moved: dict[int, tuple[int | None, int]] = {}
+        self._modified_at: dict[int, int] = {}
 
     # ---------------------------------------------------------------- scalars
 
@@ -344,7 +345,14 @@ class DclWorld(Timeline):
         t = self.delivery_after(j, self.ship_time(j, s))
         return t if t < self.now else None
 
+    def set_modified(self, j: int, t: int) -> None:
+        """Order ``j`` was modified at ``t`` (live-data knobs): filters and renderings see it from now on."""
+        self._modified_at[j] = t
+        self._bytes = LRU(20_000)
+
     def modified(self, j: int) -> int:
+        if j in self._modified_at:
+            return self._modified_at[j]
         if j in self.moved:
             return self.moved[j][1]
         r = self.received(j)

@@ -410,6 +410,14 @@ class DropStreamWorld(Timeline):
     def state(self, i: int) -> str:
         return ORDER_STATES[self._state[i]]
 
+    order_states = ORDER_STATES
+
+    def set_state(self, i: int, state: str) -> None:
+        """Move order ``i`` to ``state`` (live-data knobs): listings and renderings see it from now on."""
+        self._state[i] = OS[state]
+        self._record_bytes = LRU(self._record_bytes.maxsize)
+        self._results = LRU(24)
+
     def nitems(self, i: int) -> int:
         n = self._nitems[i]
         return max(n, 2) if self._state[i] == OS["partially_shipped"] else n
@@ -906,6 +914,12 @@ class DropStreamWorld(Timeline):
         return array(
             "i", sorted(rows, key=lambda i: (values[i] is None, values[i] if values[i] is not None else 0, i))
         )
+
+    def order_sort_key(self, sort: str) -> Callable[[int], Any] | None:
+        """The key orders are listed by under ``sort`` (None: id order, where no two tie)."""
+        if sort in ("id", "created_at"):
+            return None
+        return self._order_sort_keys().get(sort) or (lambda i: self.order_dict(i).get(sort))
 
     def _order_sort_keys(self) -> dict[str, Callable[[int], Any]]:
         return {

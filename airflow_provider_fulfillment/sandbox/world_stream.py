@@ -101,6 +101,14 @@ class StreamWorld(Timeline):
     def status(self, s: int) -> str:
         return STATUSES[self._status[s]]
 
+    statuses = STATUSES
+
+    def set_status(self, s: int, status: str) -> None:
+        """Order ``s`` now has ``status`` (live-data knobs)."""
+        codes = bytearray(self._status)
+        codes[s] = ST[status]
+        self._status = bytes(codes)
+
     def reference_number(self, s: int) -> str:
         return f"SHIP-{_year(self.created(s))}-{s + 1:06d}"
 

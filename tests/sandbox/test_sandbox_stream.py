@@ -82,9 +82,9 @@ def test_single_order_by_id_or_reference(sb, stream):
     by_ref = stream.json(f"/orders/{listed['reference_number']}")
     assert by_id == by_ref == {"order": listed}
     assert listed["created_at"].endswith(" UTC")
-    r = stream.get("/orders/99999999")
-    assert r.status_code == 404 and r.json()["success"] is False
-    assert stream.get("/orders/SHIP-1999-000001").status_code == 404
+    r = stream.get("/orders/99999999")  # as the docs show: 400 "Invalid input, object invalid"
+    assert r.status_code == 400 and r.json() == {"success": False, "error": "Invalid input, object invalid"}
+    assert stream.get("/orders/SHIP-1999-000001").status_code == 400
 
 
 def test_document_links_expire():

@@ -1,0 +1,223 @@
+"""Exactly once on live data: every vendor against the sandbox's live-data knobs, exact id sets.
+
+Each test starts its own small sandbox, because mutations change its world for good. The expected
+set is what the server held when the read began; records that changed mid-read were read before
+they changed (the knobs mutate records of a page already served), so they belong to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from airflow_provider_fulfillment.hooks.base import RecordNotFound
+from airflow_provider_fulfillment.hooks.dcl import DclHook
+from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
+from airflow_provider_fulfillment.hooks.stream import StreamHook
+from airflow_provider_fulfillment.http import FulfillmentAPIError
+from airflow_provider_fulfillment.sandbox.testing import run_sandbox
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def live(monkeypatch):
+    """A fresh sandbox per test; `live(**knobs)` starts it with the connections pointed at it."""
+    servers = []
+
+    def start(concurrency: int = 4, **options):
+        server = run_sandbox(seed=11, orders=3000, dcl_orders=600, stream_orders=200, **options)
+        sb = server.__enter__()
+        servers.append(server)
+        for name, value in sb.conn_env().items():
+            body = json.loads(value)
+            body["extra"] = {"max_wait": 0.01, "max_attempts": 4, "max_concurrency": concurrency}
+            monkeypatch.setenv(name, json.dumps(body))
+        return sb
+
+    yield start
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+def exactly(ids, expected):
+    duplicates = sorted(k for k, n in Counter(ids).items() if n > 1)
+    assert not duplicates, f"duplicates: {duplicates[:5]}"
+    assert set(ids) == set(expected), (
+        f"missing {sorted(set(expected) - set(ids))[:5]}, extra {sorted(set(ids) - set(expected))[:5]}"
+    )
+
+
+def _days(sb, back_start, back_end):
+    return (sb.world.end - timedelta(days=back_start), sb.world.end - timedelta(days=back_end))
+
+
+# --------------------------------------------------------------------------- DropStream
+
+
+def _ds_expected(sb, window, **params):
+    return sb.world.dropstream.order_ids(window=window, **params)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_dropstream_page_mode_record_leaving_the_state_filter_mid_read(live, concurrency):
+    # Answer 1 sizes the window (a session of limit 1); after answer 2 (page 1) two of its orders
+    # change state and leave the filter: every later page shifts by two.
+    sb = live(concurrency, mutate="status", mutate_after=2, mutate_count=2, mutate_prefix="/dropstream")
+    window = _days(sb, 60, 0)
+    state = "shipped"
+    expected = _ds_expected(sb, window, state=state)
+    assert len(expected) > 300
+    ids = [o.id for o in DropStreamHook().iter_orders(window=window, state=state, paging="page", limit=100)]
+    assert len(sb.app.live.mutated) == 2
+    exactly(ids, expected)
+
+
+def test_dropstream_non_unique_sort_with_unstable_ties(live):
+    sb = live(4, unstable_ties=True)
+    window = _days(sb, 60, 0)
+    expected = _ds_expected(sb, window)
+    ids = [o.id for o in DropStreamHook().iter_orders(window=window, sort="store_id", limit=100)]
+    exactly(ids, expected)
+    with pytest.raises(
+        ValueError, match="paging='page' with sort='store_id' cannot read each record exactly"
+    ):
+        DropStreamHook().iter_orders(window=window, sort="store_id", paging="page")
+
+
+@pytest.mark.parametrize("paging", ["session", "page"])
+def test_dropstream_served_fewer_than_asked(live, paging):
+    sb = live(4, page_cap=500)
+    window = _days(sb, 90, 0)
+    expected = _ds_expected(sb, window)
+    assert len(expected) > 2000
+    ids = [o.id for o in DropStreamHook().iter_orders(window=window, paging=paging, limit=1000)]
+    exactly(ids, expected)
+
+
+@pytest.mark.parametrize("paging", ["session", "page"])
+def test_dropstream_200_error_body_is_retried_never_an_empty_last_page(live, paging):
+    sb = live(1, error_body_every=3)
+    window = _days(sb, 90, 0)
+    ids = [o.id for o in DropStreamHook().iter_orders(window=window, paging=paging, limit=200)]
+    exactly(ids, _ds_expected(sb, window))
+    assert sum(r.fault == "error_body" for r in sb.counters().requests) >= 2
+
+
+def test_dropstream_200_error_body_past_the_budget_is_loud(live):
+    live(1, error_body_every=1)
+    with pytest.raises(
+        FulfillmentAPIError, match="after 4 attempts.*the answer has no 'orders': Internal error"
+    ):
+        list(DropStreamHook().iter_orders(paging="session"))
+
+
+@pytest.mark.parametrize("paging", ["session", "page"])
+def test_dropstream_answers_without_totals_never_truncate(live, paging):
+    sb = live(4, omit_totals=True)
+    window = _days(sb, 90, 0)
+    ids = [o.id for o in DropStreamHook().iter_orders(window=window, paging=paging, limit=300)]
+    exactly(ids, _ds_expected(sb, window))
+
+
+def test_dropstream_one_active_token_per_user_with_requests_in_flight(live):
+    # Every token dies after 5 uses, and signing in revokes the user's other tokens: threads that
+    # renewed on their own would revoke each other's. One renewal at a time keeps the read going.
+    sb = live(4, one_token_per_user=True, token_max_uses=5)
+    window = _days(sb, 90, 0)
+    hook = DropStreamHook()
+    ids = [o.id for o in hook.iter_orders(window=window, paging="page", limit=100)]
+    exactly(ids, _ds_expected(sb, window))
+    renewals = sb.counters().count(path="/dropstream/auth/token")
+    pages = sb.counters().count(path="/dropstream/orders", status=200)
+    assert renewals <= pages // 5 + 2
+
+
+# --------------------------------------------------------------------------- DCL
+
+
+def _dcl_window(sb):
+    # 250 or so orders modified in the window (the world ends at its `end`).
+    numbers = sb.world.dcl.order_numbers(window=_days(sb, 60, 0), field="modified_at")
+    return _days(sb, 60, 0), numbers
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_dcl_orders_modified_mid_read_leave_the_window_and_lose_nothing(live, concurrency):
+    sb = live(concurrency, mutate="modify", mutate_after=1, mutate_count=2, mutate_prefix="/dcl")
+    window, expected = _dcl_window(sb)
+    assert len(expected) > 200
+    orders = list(DclHook().iter_orders(window=window))
+    assert len(sb.app.live.mutated) == 2
+    exactly([o.order_number for o in orders], expected)
+    assert len({(o.account_number, o.order_number) for o in orders}) == len(orders)
+
+
+@pytest.mark.parametrize("windowed", [True, False])
+def test_dcl_served_fewer_than_asked(live, windowed):
+    sb = live(4, page_cap=50)
+    window, expected = _dcl_window(sb)
+    if not windowed:
+        expected = sb.world.dcl.order_numbers()
+    orders = DclHook().iter_orders(**({"window": window} if windowed else {}))
+    exactly([o.order_number for o in orders], expected)
+
+
+def test_dcl_windowed_read_costs_a_request_per_slice_and_nothing_past_the_end(live):
+    sb = live(1)
+    window, expected = _dcl_window(sb)
+    exactly([o.order_number for o in DclHook().iter_orders(window=window)], expected)
+    sent = sb.counters().count(path="/dcl/api/v1/orders")
+    assert sent <= 1 + 4 * (-(-len(expected) // 100))  # the window, then slices that each fit a page
+
+
+def test_dcl_200_without_orders_is_retried(live):
+    sb = live(1, error_body_every=2)
+    window, expected = _dcl_window(sb)
+    exactly([o.order_number for o in DclHook().iter_orders(window=window)], expected)
+
+
+# --------------------------------------------------------------------------- Stream
+
+
+def _busiest_status(sb):
+    by_status = sb.world.stream.ids_by_status()
+    return max(by_status, key=lambda name: len(by_status[name]))
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_stream_status_change_mid_read_is_detected_and_reread(live, concurrency):
+    sb = live(concurrency, mutate="status", mutate_after=1, mutate_count=1, mutate_prefix="/stream")
+    status = _busiest_status(sb)
+    expected = sb.world.stream.order_ids(status=status)
+    assert len(expected) > 20
+    ids = [o.id for o in StreamHook().iter_orders(status=status)]
+    assert len(sb.app.live.mutated) == 1
+    exactly(ids, expected)
+
+
+def test_stream_newest_first_insert_between_pages_loses_nothing(live):
+    sb = live(1, newest_first=True, mutate="insert", mutate_after=1, mutate_count=3, mutate_prefix="/stream")
+    before = set(sb.world.stream.order_ids()[:-3])  # the 3 newest are hidden until after page 1
+    ids = [o.id for o in StreamHook().iter_orders()]
+    exactly(ids, sb.world.stream.order_ids())
+    assert before < set(ids)
+
+
+def test_stream_200_error_body_and_missing_meta(live):
+    sb = live(1, error_body_every=2)
+    exactly([o.id for o in StreamHook().iter_orders()], sb.world.stream.order_ids())
+    sb.set_live(omit_totals=True)
+    exactly([o.id for o in StreamHook().iter_orders()], sb.world.stream.order_ids())
+
+
+def test_stream_unknown_id_is_not_found_for_sensors_and_get_order(live):
+    live(1)
+    hook = StreamHook()
+    state = hook.get_state("order", "99999999")
+    assert state.found is False
+    with pytest.raises(RecordNotFound, match="stream order 'SHIP-1999-000001' not found"):
+        hook.get_order("SHIP-1999-000001")
