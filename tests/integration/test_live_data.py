@@ -219,5 +219,5 @@ def test_stream_unknown_id_is_not_found_for_sensors_and_get_order(live):
     hook = StreamHook()
     state = hook.get_state("order", "99999999")
     assert state.found is False
-    with pytest.raises(RecordNotFound, match="stream order 'SHIP-1999-000001' not found"):
+    with pytest.raises(RecordNotFound, match="connection 'stream_default': Stream order 'SHIP-1999-000001' not found"):
         hook.get_order("SHIP-1999-000001")
