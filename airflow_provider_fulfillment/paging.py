@@ -159,6 +159,7 @@ class PagedRead(Generic[R]):
         self.page_param = page_param
         self.seen = seen if seen is not None else set()
         self.on_cap = on_cap
+        self.on_drift: Callable[[], bool] | None = None
         self.max_passes = max_passes
         self.passes = 0
         self.outstanding = 0
@@ -247,7 +248,10 @@ class PagedRead(Generic[R]):
         if self.server_size is not None and count >= self.server_size:
             self.confirmed_full = True
         if self._drifted(number, count, evidence):
-            self._new_pass()
+            if self.on_drift is not None and self.on_drift():
+                self.stopped = True  # the plan reads this part again its own way (in halves)
+            else:
+                self._new_pass()
             return fresh
         if self.last_page is None:
             if count == 0:
@@ -610,7 +614,11 @@ class DropStreamPlan(Generic[R]):
         return lambda record: admit(record, part)
 
     def _pages(
-        self, part: Window | None, first: Page[R] | None = None, expected: int | None = None
+        self,
+        part: Window | None,
+        first: Page[R] | None = None,
+        expected: int | None = None,
+        seen: set[Hashable] | None = None,
     ) -> PagedRead[R]:
         reader: PagedRead[R] = PagedRead(
             self.path,
@@ -620,12 +628,27 @@ class DropStreamPlan(Generic[R]):
             admit=self._admit_for(part),
             first=first,
             expected_total=expected,
+            seen=seen,
         )
 
         def over_cap() -> None:  # the part grew past the cap since it was sized: never truncate
             self.reading.children.append(self._session(part))
 
+        def drifted() -> bool:
+            """A part that moved while it was read is read again as two halves: under steady churn
+            smaller parts finish between changes, where a whole part read again might never."""
+            if part is None or part.duration <= MIN_SPLIT:
+                return False
+            halves = [self._pages(half, seen=reader.seen) for half in part.halves()]
+            children = self.reading.children
+            at = children.index(reader) + 1 if reader in children else len(children)
+            for offset, half in enumerate(halves):
+                children.insert(at + offset, half)
+            self.parts += 1
+            return True
+
         reader.on_cap = over_cap
+        reader.on_drift = drifted
         return reader
 
     def _session(self, part: Window | None) -> Any:

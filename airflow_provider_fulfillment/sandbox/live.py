@@ -4,7 +4,7 @@ Production data changes while it is read, and vendors serve pages that are not w
 promise. Each knob reproduces one case a client must survive (all off by default):
 
 - ``mutate`` (``modify``, ``status`` or ``insert``) after ``mutate_after`` listing answers under
-  ``mutate_prefix``: ``modify`` moves ``mutate_count`` records of the page just served out of
+  ``mutate_prefix`` (and again every ``mutate_every`` answers after that, if set): ``modify`` moves ``mutate_count`` records of the page just served out of
   their ``modified_at`` (DCL: to a day after the world's end); ``status`` moves them to another
   state (DropStream ``fulfillment_state``, Stream ``status``); ``insert`` makes ``mutate_count``
   records appear that were hidden until then (the newest ones of the world).
@@ -50,6 +50,7 @@ class LiveKnobs:
 
     mutate: str = ""
     mutate_after: int = 1
+    mutate_every: int = 0
     mutate_count: int = 2
     mutate_prefix: str = ""
     page_cap: int = 0
@@ -77,7 +78,7 @@ class LiveKnobs:
         live = cls(**values)
         if live.mutate not in MUTATIONS:
             raise ValueError(f"mutate must be one of {', '.join(repr(m) for m in MUTATIONS)}")
-        for name in ("mutate_after", "mutate_count", "page_cap", "error_body_every"):
+        for name in ("mutate_after", "mutate_every", "mutate_count", "page_cap", "error_body_every"):
             if getattr(live, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         return live
@@ -213,7 +214,8 @@ class LiveData:
         with self.lock:
             count = self.listed.get(vendor, 0) + 1
             self.listed[vendor] = count
-            if count != knobs.mutate_after:
+            due = count - knobs.mutate_after
+            if due < 0 or (due and not (knobs.mutate_every and due % knobs.mutate_every == 0)):
                 return
             if knobs.mutate == "insert":
                 self._hidden[vendor] = 0

@@ -51,6 +51,20 @@ def exactly(ids, expected):
     )
 
 
+def stayed_and_nothing_else(ids, expected, moved):
+    """Under churn: no duplicates, every record that stayed in the set for the whole read, and
+    nothing that was never in it (a record that moved may or may not have been read first)."""
+    duplicates = sorted(k for k, n in Counter(ids).items() if n > 1)
+    assert not duplicates, f"duplicates: {duplicates[:5]}"
+    stayed = set(expected) - set(moved)
+    assert stayed <= set(ids), f"missing {sorted(stayed - set(ids))[:5]}"
+    assert set(ids) <= set(expected), f"extra {sorted(set(ids) - set(expected))[:5]}"
+
+
+def _moved(sb, vendor):
+    return {ident for who, ident in sb.app.live.mutated if who == vendor}
+
+
 def _days(sb, back_start, back_end):
     return (sb.world.end - timedelta(days=back_start), sb.world.end - timedelta(days=back_end))
 
@@ -219,5 +233,43 @@ def test_stream_unknown_id_is_not_found_for_sensors_and_get_order(live):
     hook = StreamHook()
     state = hook.get_state("order", "99999999")
     assert state.found is False
-    with pytest.raises(RecordNotFound, match="connection 'stream_default': Stream order 'SHIP-1999-000001' not found"):
+    with pytest.raises(
+        RecordNotFound, match="connection 'stream_default': Stream order 'SHIP-1999-000001' not found"
+    ):
         hook.get_order("SHIP-1999-000001")
+
+
+# --------------------------------------------------------------------------- soak
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(600)
+def test_soak_every_vendor_while_its_data_keeps_moving(monkeypatch):
+    """A minute or so of reads while records keep changing under them, with pages served smaller
+    than asked and 200 error bodies mixed in: every vendor yields exactly the set it started with
+    (the knobs change records of pages already served, so those were read before they moved)."""
+    with run_sandbox(seed=29, orders=40_000, dcl_orders=3000, stream_orders=1500) as sb:
+        for name, value in sb.conn_env().items():
+            body = json.loads(value)
+            body["extra"] = {"max_wait": 0.01, "max_attempts": 6, "max_concurrency": 4}
+            monkeypatch.setenv(name, json.dumps(body))
+        window = _days(sb, 90, 0)
+        churn = {"mutate_after": 2, "mutate_count": 3, "page_cap": 250, "error_body_every": 9}
+        sb.set_live(mutate="status", mutate_every=6, mutate_prefix="/dropstream", **churn)
+        for state in ("shipped", "pending_shipment"):
+            expected = _ds_expected(sb, window, state=state)
+            ids = [o["id"] for o in DropStreamHook().iter_orders(window=window, state=state, raw=True)]
+            stayed_and_nothing_else(ids, expected, _moved(sb, "dropstream"))
+        status = _busiest_status(sb)
+        expected = sb.world.stream.order_ids(status=status)
+        # A Stream pass is every page of the status: the churn must leave it time to finish one.
+        sb.set_live(
+            mutate="status", mutate_every=-(-len(expected) // 20) + 2, mutate_prefix="/stream", **churn
+        )
+        ids = [o["id"] for o in StreamHook().iter_orders(status=status, raw=True)]
+        stayed_and_nothing_else(ids, expected, _moved(sb, "stream"))
+        sb.set_live(mutate="modify", mutate_every=3, mutate_prefix="/dcl", **{**churn, "page_cap": 40})
+        numbers = sb.world.dcl.order_numbers(window=window, field="modified_at")
+        numbers_read = [o["order_number"] for o in DclHook().iter_orders(window=window, raw=True)]
+        stayed_and_nothing_else(numbers_read, numbers, _moved(sb, "dcl"))
+        assert len(sb.app.live.mutated) > 20
