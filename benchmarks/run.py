@@ -27,7 +27,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -232,59 +231,28 @@ def _pin(cpu: int):
     return pin
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Sandbox:
     """The sandbox in its own process, so its CPU is not charged to the variant being measured."""
 
     def __init__(self, orders: int, seed: int) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
+        from airflow_provider_fulfillment.sandbox.testing import SandboxProcess
+
+        self._env_dir = tempfile.TemporaryDirectory(prefix="fulfillment-bench-")
+        self._process = SandboxProcess(
             [
-                sys.executable,
-                "-m",
-                "airflow_provider_fulfillment.sandbox",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--seed",
-                str(seed),
-                "--orders",
-                str(orders),
-                "--dropstream-user",
-                LOGIN,
-                "--dropstream-password",
-                PASSWORD,
-                "--session-ttl",
-                "600",
-                "--token-ttl",
-                "3600",
+                "--seed", str(seed), "--orders", str(orders),
+                "--dropstream-user", LOGIN, "--dropstream-password", PASSWORD,
+                "--session-ttl", "600", "--token-ttl", "3600",
                 # Every rendered record stays cached (the warm-up renders them), so serving a page is
                 # a join of cached bytes and the sandbox is not what is measured. The 1M world would
                 # need ~3.4 GB for that; it measures the client's memory, not speed.
-                "--record-cache",
-                str(orders if orders <= 200_000 else 20_000),
-            ],  # fmt: skip
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+                "--record-cache", str(orders if orders <= 200_000 else 20_000),
+            ],
+            env_file=Path(self._env_dir.name) / "sandbox.env",
+            timeout=120,
             preexec_fn=_pin(SANDBOX_CPU),
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"sandbox exited: {self.process.stderr.read().decode()[-2000:]}")
-            try:
-                httpx.get(f"{self.url}/_control/health", timeout=1).raise_for_status()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise SystemExit("sandbox did not start within 120 s")
+        ).start()  # fmt: skip
+        self.url = self._process.url
 
     def set_faults(self, **knobs: Any) -> None:
         httpx.put(f"{self.url}/_control/faults", json=knobs).raise_for_status()
@@ -305,11 +273,8 @@ class Sandbox:
         return httpx.get(f"{self.url}/_control/world").json()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self._process.stop()
+        self._env_dir.cleanup()
 
 
 def measure(

@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from demo import DAGS_FOLDER, REPO, SEED, Sandbox, airflow_command, run_logged  # scripts/ is on sys.path
+from demo import (
+    DAGS_FOLDER,
+    REPO,
+    SEED,
+    airflow_command,
+    run_logged,
+    start_sandbox,
+)  # scripts/ is on sys.path
 
 DEFAULT_HOME = REPO / ".airflow"
 DEFAULT_HOST = "127.0.0.1"
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     env = airflow_env(user_env, home, listen)
     # The world ends at today's midnight (UTC), so scheduled runs and manual triggers find data.
     end = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
-    sandbox = Sandbox(logs / "sandbox.log", logs / "sandbox.env", ["--end", end])
+    sandbox = start_sandbox(logs / "sandbox.log", logs / "sandbox.env", ["--end", end])
     try:
         say(f"Starting the sandbox (seed {SEED}, world ending {end}) ...")
         sandbox.start()

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import shutil
 import signal
 import sqlite3
@@ -36,7 +35,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_fulfillment.sandbox.testing import SandboxProcess as Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / ".demo"
@@ -112,94 +114,12 @@ def short_time(value: str | None) -> str:
 # --------------------------------------------------------------------------- the sandbox
 
 
-class Sandbox:
+def start_sandbox(log_path: Path, env_path: Path, extra_args: list[str] | None = None) -> Sandbox:
     """The sandbox CLI as a subprocess in its own session (so Ctrl-C reaches us, and we stop it)."""
+    from airflow_provider_fulfillment.sandbox.testing import SandboxProcess
 
-    def __init__(self, log_path: Path, env_path: Path, extra_args: list[str] | None = None) -> None:
-        self.log_path = log_path
-        self.env_path = env_path
-        self.extra_args = extra_args or []
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.conn_env: dict[str, str] = {}
-        self.summary: dict[str, Any] = {}
-
-    def start(self) -> Sandbox:
-        command = [
-            sys.executable,
-            "-m",
-            "airflow_provider_fulfillment.sandbox",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",  # any free loopback port; the env file says which
-            "--seed",
-            str(SEED),
-            "--orders",
-            str(ORDERS),
-            "--env-file",
-            str(self.env_path),
-            *self.extra_args,
-        ]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + SANDBOX_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the sandbox exited with status {self.process.returncode} before answering; "
-                    f"its output:\n{self.log_path.read_text(errors='replace')[-2000:]}"
-                )
-            if not self.conn_env and self.env_path.exists():
-                self.conn_env = read_env_file(self.env_path)
-                host = json.loads(self.conn_env["AIRFLOW_CONN_DROPSTREAM_DEFAULT"])["host"]
-                self.url = host.rsplit("/dropstream", 1)[0]
-            if self.url:
-                with contextlib.suppress(OSError, ValueError):
-                    self.summary = self.control("GET", "/health")
-                    return self
-            time.sleep(0.2)
-        raise RuntimeError(
-            f"the sandbox did not answer within {SANDBOX_START_TIMEOUT:.0f} s; see {rel(self.log_path)}"
-        )
-
-    def control(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """Call the sandbox's control API (`/_control/...`); JSON in, JSON out."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.url}/_control{path}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read() or b"null")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """`export NAME='value'` lines (what the sandbox CLI writes) as a dict."""
-    env: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        words = shlex.split(line, comments=True)
-        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-            name, _, value = words[1].partition("=")
-            env[name] = value
-    if "AIRFLOW_CONN_DROPSTREAM_DEFAULT" not in env:
-        raise RuntimeError(f"{path} names no AIRFLOW_CONN_DROPSTREAM_DEFAULT")
-    return env
+    args = ["--seed", str(SEED), "--orders", str(ORDERS), *(extra_args or [])]
+    return SandboxProcess(args, env_file=env_path, log_file=log_path, timeout=SANDBOX_START_TIMEOUT, cwd=REPO)
 
 
 @contextlib.contextmanager
@@ -592,7 +512,7 @@ def migrate(env: Mapping[str, str]) -> None:
 def demo() -> int:
     started = time.monotonic()
     prepare_dirs()
-    sandbox = Sandbox(LOG_DIR / "sandbox.log", DEMO_DIR / "sandbox.env")
+    sandbox = start_sandbox(LOG_DIR / "sandbox.log", DEMO_DIR / "sandbox.env")
     outcomes: list[Outcome] = []
     try:
         say(f"Starting the sandbox (seed {SEED}, {ORDERS} orders) ...")

@@ -1,4 +1,5 @@
-"""Run the sandbox in-process, on a free loopback port, in a background thread: for tests.
+"""The one way to start the sandbox: in-process in a background thread (tests), or the CLI in a
+subprocess (the demo, the benchmarks: :class:`SandboxProcess`), each on a free loopback port.
 
     with run_sandbox(seed=42, orders=2000, session_ttl=0.2) as sb:
         os.environ.update(sb.conn_env())
@@ -14,12 +15,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shlex
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from .app import SandboxApp, SandboxConfig
@@ -220,3 +228,108 @@ def run_sandbox(seed: int = 42, orders: int = 2000, **options: Any) -> Iterator[
         yield server
     finally:
         server.stop()
+
+
+class SandboxProcess:
+    """The sandbox CLI in a subprocess (the demo, the benchmarks): started on a free loopback port,
+    ready once its control API answers; its URL and ``AIRFLOW_CONN_*`` values come from the env
+    file the CLI writes. ``args`` are CLI flags (``["--seed", "42", "--orders", "5000"]``)."""
+
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        *,
+        env_file: str | os.PathLike[str],
+        log_file: str | os.PathLike[str] | None = None,
+        timeout: float = 120.0,
+        cwd: str | os.PathLike[str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
+        self.args = list(args)
+        self.env_file = Path(env_file)
+        self.log_file = Path(log_file) if log_file is not None else None
+        self.timeout = timeout
+        self.cwd = cwd
+        self.preexec_fn = preexec_fn
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.conn_env: dict[str, str] = {}
+        self.summary: dict[str, Any] = {}
+
+    def start(self) -> SandboxProcess:
+        self.env_file.unlink(missing_ok=True)
+        command = [
+            sys.executable, "-m", "airflow_provider_fulfillment.sandbox",
+            "--host", LOOPBACK, "--port", "0", "--env-file", str(self.env_file), *self.args,
+        ]  # fmt: skip
+        log = self.log_file.open("wb") if self.log_file is not None else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen(
+                command, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=self.preexec_fn,
+            )  # fmt: skip
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.log_file.read_text(errors="replace")[-2000:] if self.log_file else ""
+                raise RuntimeError(
+                    f"the sandbox exited with status {self.process.returncode} before answering"
+                    + (f"; its output:\n{output}" if output else "")
+                )
+            if not self.conn_env and self.env_file.exists():
+                self.conn_env = read_env_file(self.env_file)
+                if "AIRFLOW_CONN_DROPSTREAM_DEFAULT" in self.conn_env:
+                    host = json.loads(self.conn_env["AIRFLOW_CONN_DROPSTREAM_DEFAULT"])["host"]
+                    self.url = host.rsplit("/dropstream", 1)[0]
+                else:
+                    self.conn_env = {}  # written only in part so far
+            if self.url:
+                with contextlib.suppress(OSError, ValueError):
+                    self.summary = self.control("GET", "/health")
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the sandbox did not answer within {self.timeout:.0f} s")
+
+    def control(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Call the control API (``/_control/...``): JSON in, JSON out."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}/_control{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def __enter__(self) -> SandboxProcess:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``export NAME='value'`` lines (what the sandbox CLI prints and writes) as a dict."""
+    env: dict[str, str] = {}
+    for line in Path(path).read_text().splitlines():
+        words = shlex.split(line, comments=True)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, _, value = words[1].partition("=")
+            env[name] = value
+    return env
