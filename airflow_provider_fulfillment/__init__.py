@@ -43,9 +43,13 @@ _TOKEN_FIELD = {
 }
 
 
-def _connection_type(
+def connection_type(
     conn_type: str, hook: str, name: str, default_url: str, login_label: str, token: bool
 ) -> dict:
+    """One entry of "connection-types". Spelled out below rather than read from the hook classes:
+    importing a hook imports airflow.sdk, which calls this during provider discovery; the hooks'
+    `provider_connection_type()` builds the same entry from their declarations (a test keeps the
+    two equal)."""
     return {
         "hook-class-name": f"airflow_provider_fulfillment.hooks.{hook}",
         "hook-name": name,
@@ -118,7 +122,7 @@ def get_provider_info() -> dict:
             "airflow_provider_fulfillment.operators.links.ReconcileReportLink",
         ],
         "connection-types": [
-            _connection_type(
+            connection_type(
                 "dropstream",
                 "dropstream.DropStreamHook",
                 "DropStream",
@@ -126,7 +130,7 @@ def get_provider_info() -> dict:
                 "API user",
                 token=True,
             ),
-            _connection_type(
+            connection_type(
                 "dcl",
                 "dcl.DclHook",
                 "DCL",
@@ -134,7 +138,7 @@ def get_provider_info() -> dict:
                 "Account login",
                 token=False,
             ),
-            _connection_type(
+            connection_type(
                 "stream",
                 "stream.StreamHook",
                 "Stream",

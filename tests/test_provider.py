@@ -25,6 +25,7 @@ def test_provider_info_matches_distribution_and_hooks():
             hook.default_conn_name == f"{hook.conn_type}_default" and hook.hook_name and hook.conn_name_attr
         )
         assert hook.get_ui_field_behaviour() == kind["ui-field-behaviour"]
+        assert kind == hook.provider_connection_type()  # the table agrees with the hook's declaration
     assert kinds["dropstream"]["conn-fields"]["token"]["schema"]["format"] == "password"
     assert "token" not in kinds["dcl"]["conn-fields"]
 

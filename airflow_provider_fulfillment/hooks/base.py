@@ -7,6 +7,7 @@ sends a plan's requests, recovers from expired sessions and trims records to the
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +34,12 @@ from airflow_provider_fulfillment.rawpages import PageSplitter, RawRecord
 from airflow_provider_fulfillment.windows import Window, partial_iso_date
 
 log = logging.getLogger(__name__)
+
+# Class attributes every vendor hook declares (beside the abstract methods it implements).
+VENDOR_CONTRACT = (
+    "conn_type", "hook_name", "vendor", "default_conn_name", "default_base_url", "login_label",
+    "accepts_token", "default_window_field", "filters",
+)  # fmt: skip
 
 Resource = Literal["orders", "shipments"]
 RESOURCES: tuple[Resource, ...] = ("orders", "shipments")
@@ -77,17 +84,75 @@ class FulfillmentHook(BaseHook):
     """
 
     conn_name_attr = "conn_id"
+    # The vendor's declaration: each vendor hook states these once, and get_provider_info(),
+    # get_hook and the operators read them (checked when the class is defined, see VENDOR_CONTRACT).
     default_conn_name: ClassVar[str]
     conn_type: ClassVar[str]
     hook_name: ClassVar[str]
     vendor: ClassVar[str]
     default_base_url: ClassVar[str]
+    login_label: ClassVar[str]
+    # Whether the connection may carry a ready bearer token in extra `token`.
+    accepts_token: ClassVar[bool]
     default_window_field: ClassVar[Mapping[str, str]]
     # What identifies one record of each resource (DESIGN: DropStream/Stream `id`; DCL orders
     # (`account_number`, `order_number`): order numbers are unique only within an account).
     identity_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {"orders": ("id",), "shipments": ("id",)}
     # Filter names accepted per resource, mapped to a validator returning the value to send.
     filters: ClassVar[Mapping[str, Mapping[str, Callable[[str, Any], Any]]]]
+    # The server-side filter on a raw state, if the vendor has one (`state=`, `status=`).
+    state_filter: ClassVar[str | None] = None
+    # A vendor whose order is itself the shipment (Stream): its states are the orders' states.
+    orders_are_shipments: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [name for name in VENDOR_CONTRACT if not hasattr(cls, name)]
+        missing += [
+            name
+            for name, member in vars(FulfillmentHook).items()
+            if getattr(member, "__isabstractmethod__", False)
+            and getattr(getattr(cls, name), "__isabstractmethod__", False)
+        ]
+        if missing:
+            raise TypeError(f"{cls.__name__} does not declare {', '.join(missing)}")
+
+    # what operators ask the vendor, instead of spelling its filter syntax --------------
+    @classmethod
+    def state_resource(cls, resource: str) -> str:
+        """The resource whose state table applies (a Stream shipment is its order)."""
+        return "orders" if cls.orders_are_shipments else resource
+
+    @classmethod
+    def is_raw_state(cls, resource: str, text: str) -> bool:
+        """Whether `text` is a raw state the vendor knows beyond its state table (DCL stage codes)."""
+        return False
+
+    @classmethod
+    def state_query(cls, raw_state: str, filters: Mapping[str, Any]) -> dict[str, Any]:
+        """`filters` narrowed on the server to one raw state where the vendor can (else as given:
+        the caller matches on the client)."""
+        query = dict(filters)
+        if cls.state_filter is not None:
+            query[cls.state_filter] = raw_state
+        return query
+
+    @classmethod
+    def common_of(cls, resource: str) -> Callable[[Any], Any]:
+        """The vendor model of `resource` to its normalized `common` record."""
+        if cls.orders_are_shipments and resource == "shipments":
+            return lambda record: record.to_common_shipment()
+        return lambda record: record.to_common()
+
+    @classmethod
+    def provider_connection_type(cls) -> dict[str, Any]:
+        """This vendor's entry of get_provider_info()["connection-types"], from its declaration."""
+        from airflow_provider_fulfillment import connection_type
+
+        hook = f"{cls.__module__.rpartition('hooks.')[2]}.{cls.__name__}"
+        return connection_type(
+            cls.conn_type, hook, cls.hook_name, cls.default_base_url, cls.login_label, token=cls.accepts_token
+        )
 
     def __init__(
         self,
@@ -149,6 +214,7 @@ class FulfillmentHook(BaseHook):
             async_transport=self._async_transport,
         )
 
+    @abstractmethod
     def build_auth(self, settings: ClientSettings) -> httpx.Auth | None:
         raise NotImplementedError
 
@@ -231,6 +297,7 @@ class FulfillmentHook(BaseHook):
                 f"got {field_name!r}"
             )
 
+    @abstractmethod
     def window_fields(self, resource: Resource) -> tuple[str, ...]:
         raise NotImplementedError
 
@@ -244,6 +311,7 @@ class FulfillmentHook(BaseHook):
         return getattr(record, field_name, None)
 
     @staticmethod
+    @abstractmethod
     def parse_time(value: Any) -> datetime | None:
         """The vendor's date format to an aware datetime (for trimming raw records)."""
         raise NotImplementedError
@@ -259,6 +327,7 @@ class FulfillmentHook(BaseHook):
             return tuple(record.get(name) for name in fields)
         return tuple(getattr(record, name, None) for name in fields)
 
+    @abstractmethod
     def model_for(self, resource: Resource) -> Any:
         """The pydantic model of one record of `resource`."""
         raise NotImplementedError
@@ -292,6 +361,7 @@ class FulfillmentHook(BaseHook):
 
         return inside
 
+    @abstractmethod
     def fetch(self, query: Query) -> Iterator[Any]:
         """Every record the server returns for the query (the window is trimmed afterwards)."""
         raise NotImplementedError
@@ -390,9 +460,11 @@ class FulfillmentHook(BaseHook):
         """Whether a failed lookup says "no such record" (a 404 that no Base URL problem explains)."""
         return error.status == 404 and not error.hint
 
+    @abstractmethod
     def order_request(self, ident: str) -> PageRequest:
         raise NotImplementedError
 
+    @abstractmethod
     def parse_order(self, ident: str, response: httpx.Response) -> Any:
         raise NotImplementedError
 
@@ -404,9 +476,11 @@ class FulfillmentHook(BaseHook):
             record = self.model_for(resource).model_validate(record)
         return record.to_common()
 
+    @abstractmethod
     def state_request(self, resource: str, ident: str) -> PageRequest:
         raise NotImplementedError
 
+    @abstractmethod
     def state_from_response(self, resource: str, ident: str, response: httpx.Response) -> RecordState:
         raise NotImplementedError
 
@@ -484,6 +558,7 @@ class FulfillmentHook(BaseHook):
         shown = f"connection '{user_id}'" if user_id else "connection (being tested)"
         return message.replace(f"connection '{self.conn_id}'", shown)
 
+    @abstractmethod
     def probe(self) -> str:
         raise NotImplementedError
 

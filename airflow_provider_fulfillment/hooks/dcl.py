@@ -169,6 +169,8 @@ class DclHook(FulfillmentHook):
     hook_name = "DCL"
     vendor = "dcl"
     default_base_url = "https://api.dclcorp.com/api/v1"
+    login_label = "Account login"
+    accepts_token = False
     default_window_field: ClassVar[Mapping[str, str]] = {"orders": "modified_at", "shipments": "modified_at"}
     identity_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "orders": ("account_number", "order_number"),
@@ -191,6 +193,23 @@ class DclHook(FulfillmentHook):
         "orders": _order_filters,
         "shipments": _order_filters,
     }
+
+    @classmethod
+    def is_raw_state(cls, resource: str, text: str) -> bool:
+        return resource == "orders" and text.isdigit()  # an order_stage code (2..70)
+
+    @classmethod
+    def state_query(cls, raw_state: str, filters: Mapping[str, Any]) -> dict[str, Any]:
+        """A stage code through DCL's filter language, joined to any `filter` given; other raw
+        states (`cancelled`, shipment delivery statuses) have no server filter."""
+        query = dict(filters)
+        if raw_state.isdigit():
+            clause = f"order_stage eq {int(raw_state)}"
+            existing = query.get("filter")
+            if existing:
+                existing = ", ".join(existing) if isinstance(existing, (list, tuple)) else str(existing)
+            query["filter"] = f"{existing}, {clause}" if existing else clause
+        return query
 
     def build_auth(self, settings: ClientSettings) -> httpx.Auth:
         if not (settings.login and settings.password):

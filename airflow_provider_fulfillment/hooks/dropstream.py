@@ -91,6 +91,9 @@ class DropStreamHook(FulfillmentHook):
     hook_name = "DropStream"
     vendor = "dropstream"
     default_base_url = "https://api.getdropstream.com"
+    login_label = "API user"
+    accepts_token = True
+    state_filter = "state"
     default_window_field: ClassVar[Mapping[str, str]] = {"orders": "created_at", "shipments": "created_at"}
     # Most results a page-based query returns; more means `max_total_reached` and a cut set.
     result_cap: int = DROPSTREAM_RESULT_CAP

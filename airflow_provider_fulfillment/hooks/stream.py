@@ -40,6 +40,10 @@ class StreamHook(FulfillmentHook):
     hook_name = "Stream"
     vendor = "stream"
     default_base_url = "https://orders-api-production.vatit-stream.com/client_api/v2"
+    login_label = "Email"
+    accepts_token = True
+    state_filter = "status"
+    orders_are_shipments = True
     default_window_field: ClassVar[Mapping[str, str]] = {"orders": "created_at", "shipments": "created_at"}
     _filters: ClassVar[Mapping[str, Any]] = {
         "status": one_of(states.known_states("stream", "orders"), "Stream order status"),

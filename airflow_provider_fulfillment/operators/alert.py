@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_fulfillment.hooks import get_hook
+from airflow_provider_fulfillment.hooks import get_hook, hook_class
 from airflow_provider_fulfillment.models import states as state_tables
 from airflow_provider_fulfillment.models.common import STATUSES
 from airflow_provider_fulfillment.operators._format import duration
@@ -61,13 +61,11 @@ if TYPE_CHECKING:
 
 RESOURCES = ("orders", "shipments")
 VENDOR_NAMES = {"dropstream": "DropStream", "dcl": "DCL", "stream": "Stream"}
-# Where each vendor filters by raw state on the server (DCL: its filter language, on order_stage).
-_STATE_FILTER = {"dropstream": "state", "stream": "status"}
 
 
 def error_states(vendor: str, resource: str) -> list[str]:
     """Every raw state of a vendor resource that normalizes to `error`."""
-    table = state_tables.state_table(vendor, "orders" if vendor == "stream" else resource)
+    table = state_tables.state_table(vendor, hook_class(vendor).state_resource(resource))
     return sorted(raw for raw, status in table.states.items() if status == "error")
 
 
@@ -81,12 +79,12 @@ def resolve_states(vendor: str, resource: str, states: Iterable[str] | str | Non
         return error_states(vendor, resource)
     if isinstance(states, str):
         states = [states]
-    table = state_tables.state_table(vendor, "orders" if vendor == "stream" else resource)
+    table = state_tables.state_table(vendor, hook_class(vendor).state_resource(resource))
     known = set(table.states)
     wanted: list[str] = []
     for state in states:
         text = str(state).strip()
-        if text in known or (vendor == "dcl" and resource == "orders" and text.isdigit()):
+        if text in known or hook_class(vendor).is_raw_state(resource, text):
             wanted.append(text)
         elif text in STATUSES:
             wanted.extend(sorted(raw for raw, status in table.states.items() if status == text))
@@ -102,19 +100,8 @@ def state_queries(
     vendor: str, resource: str, raw_states: Sequence[str], filters: Mapping[str, Any]
 ) -> list[tuple[str, dict[str, Any]]]:
     """(raw state, filters) per request: the vendor's server-side state filter where it has one."""
-    queries: list[tuple[str, dict[str, Any]]] = []
-    for raw in raw_states:
-        query = dict(filters)
-        if vendor in _STATE_FILTER:
-            query[_STATE_FILTER[vendor]] = raw
-        elif vendor == "dcl" and raw.isdigit():
-            clause = f"order_stage eq {int(raw)}"
-            existing = query.get("filter")
-            if existing:
-                existing = ", ".join(existing) if isinstance(existing, (list, tuple)) else str(existing)
-            query["filter"] = f"{existing}, {clause}" if existing else clause
-        # else (DCL `cancelled`, DCL shipment delivery statuses): no server filter; matched on the client
-        queries.append((raw, query))
+    hook = hook_class(vendor)
+    queries = [(raw, hook.state_query(raw, filters)) for raw in raw_states]
     return queries
 
 
@@ -274,10 +261,9 @@ class FulfillmentErrorStateOperator(BaseOperator):
         try:
             raw_states = resolve_states(vendor, self.resource, self.states)
             filters = dict(self.filters or {})
-            if vendor in _STATE_FILTER and _STATE_FILTER[vendor] in filters:
-                raise ValueError(
-                    f"give the states to look for as states=, not as filter {_STATE_FILTER[vendor]!r}"
-                )
+            state_filter = hook_class(vendor).state_filter
+            if state_filter is not None and state_filter in filters:
+                raise ValueError(f"give the states to look for as states=, not as filter {state_filter!r}")
             window = None if self.window is None else parse_window(self.window)
         except ValueError as error:
             raise AirflowFailException(f"{self.task_id}: {error}") from None

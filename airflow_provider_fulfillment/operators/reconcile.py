@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_fulfillment.hooks import hook_class
 from airflow_provider_fulfillment.operators._storage import (
     JsonLinesWriter,
     atomic_write,
@@ -197,9 +198,7 @@ def read_common(source: Source) -> Iterator[Any]:
 
 
 def _to_common(vendor: str, resource: str) -> Any:
-    if vendor == "stream" and resource == "shipments":
-        return lambda record: record.to_common_shipment()
-    return lambda record: record.to_common()
+    return hook_class(vendor).common_of(resource)
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
@@ -469,7 +468,269 @@ class FulfillmentReconcileOperator(BaseOperator):
             end = max(window[1] for window in windows)  # type: ignore[index]
         else:
             start = end = as_of
+<<<<<<< HEAD
         return partition_path(root, vendor, "findings", start, end, ".jsonl")
+=======
+        return partition_path(root, vendor, "discrepancies", start, end, ".jsonl")
+
+    # ------------------------------------------------------------------------------ the join
+    def _reconcile(
+        self,
+        order_sources: list[Source],
+        shipment_sources: list[Source],
+        as_of: datetime,
+        stats: dict[str, Any],
+    ) -> Iterator[dict[str, Any]]:
+        index: dict[tuple[str, str], OrderShipments] = {}
+        unreferenced: list[Shipment] = []
+        for source in shipment_sources:
+            for shipment in read_common(source):
+                stats["shipments_read"] += 1
+                stats["vendors"].add(shipment.vendor)
+                if shipment.order_id is None:
+                    unreferenced.append(shipment)
+                    continue
+                facts = ShipmentFacts(
+                    id=shipment.id,
+                    tracking_numbers=tuple(shipment.tracking_numbers),
+                    status=shipment.status,
+                    raw_status=shipment.raw_status,
+                    when=shipment.shipped_at or shipment.created_at,
+                    items=tuple((item.line_id, item.sku, item.quantity) for item in shipment.items),
+                    self_shipment=shipment.id == shipment.order_id
+                    and hook_class(shipment.vendor).orders_are_shipments,
+                )
+                index.setdefault((shipment.vendor, shipment.order_id), OrderShipments()).shipments.append(
+                    facts
+                )
+                if shipment.status == "error" and not facts.self_shipment:
+                    yield self._finding(
+                        "errored_shipment", shipment.vendor, as_of, order_id=shipment.order_id, shipment=facts,
+                        since=shipment.status_since or facts.when,
+                        detail=f"shipment {shipment.id} is in {shipment.raw_status} (error)",
+                    )  # fmt: skip
+        self.log.info("Indexed %d shipments of %d orders", stats["shipments_read"], len(index))
+        for source in order_sources:
+            for order in read_common(source):
+                stats["orders_read"] += 1
+                stats["vendors"].add(order.vendor)
+                entry = index.get((order.vendor, order.id))
+                if entry is not None:
+                    entry.matched = True
+                yield from self._check_order(order, entry, as_of)
+        yield from self._orphans(index, unreferenced, as_of)
+
+    def _deadline(self, order: Order) -> datetime | None:
+        if order.ship_by is not None:
+            return order.ship_by
+        return order.created_at + self.ship_deadline if order.created_at is not None else None
+
+    def _check_order(
+        self, order: Order, entry: OrderShipments | None, as_of: datetime
+    ) -> Iterator[dict[str, Any]]:
+        shipped = entry is not None and entry.left
+        deadline = self._deadline(order)
+        closed = order.status == "canceled" or order.raw_status in self.closed_states.get(order.vendor, ())
+        late = not shipped and not closed and deadline is not None and deadline < as_of
+        if order.status == "error":
+            since = order.status_since or order.modified_at or order.created_at
+            yield self._finding(
+                "errored_order", order.vendor, as_of, order=order, since=since, deadline=deadline, late=late,
+                shipments=entry.shipments if entry else (),
+                detail=f"order {order.id} is in {order.raw_status} (error)"
+                + (f"; past its deadline {deadline.isoformat()} with no shipment" if late else ""),
+            )  # fmt: skip
+        if not shipped:
+            if order.status in _DONE:
+                yield self._finding(
+                    "shipped_without_shipment", order.vendor, as_of, order=order,
+                    since=order.status_since or order.created_at, deadline=deadline, late=late,
+                    detail=f"order {order.id} is {order.raw_status} ({order.status}) but no shipment refers to it",
+                )  # fmt: skip
+            elif late and order.status in _OPEN:
+                assert deadline is not None
+                yield self._finding(
+                    "late_unshipped", order.vendor, as_of, order=order, since=deadline, deadline=deadline, late=True,
+                    detail=f"order {order.id} ({order.raw_status}) should have shipped by {deadline.isoformat()}"
+                    + ("" if order.ship_by else f" (created + {duration(self.ship_deadline)})")
+                    + " and has no shipment",
+                )  # fmt: skip
+            return
+        assert entry is not None
+        yield from self._check_items(order, entry, as_of, deadline)
+
+    def _check_items(
+        self, order: Order, entry: OrderShipments, as_of: datetime, deadline: datetime | None
+    ) -> Iterator[dict[str, Any]]:
+        line_ids = {item.line_id for item in order.items if item.line_id}
+        skus = {item.sku for item in order.items if item.sku}
+        by_line = bool(line_ids)
+
+        def key_of(line_id: str | None, sku: str | None) -> str | None:
+            return line_id if by_line else sku
+
+        foreign_keys: set[str | None] = set()
+        for shipment in entry.shipments:
+            foreign = [
+                (line_id, sku, quantity)
+                for line_id, sku, quantity in shipment.items
+                if (line_id not in line_ids if by_line and line_id else sku is not None and sku not in skus)
+            ]
+            if foreign:
+                foreign_keys.update(key_of(line_id, sku) for line_id, sku, _ in foreign)
+                listed = ", ".join(
+                    f"line {line_id}" if line_id else f"SKU {sku}" for line_id, sku, _ in foreign
+                )
+                yield self._finding(
+                    "item_mismatch", order.vendor, as_of, order=order, shipment=shipment,
+                    since=shipment.when, deadline=deadline, reason="not_on_order",
+                    lines=[{"line_id": line_id, "sku": sku, "ordered": None, "shipped": _number(quantity)}
+                           for line_id, sku, quantity in foreign],
+                    detail=f"shipment {shipment.id} carries {listed}, not on order {order.id}",
+                )  # fmt: skip
+        shipped_items = [item for shipment in entry.shipments for item in shipment.items]
+        if not shipped_items or not order.items:
+            return
+        if any(quantity is None for _, _, quantity in shipped_items) or any(
+            item.quantity is None for item in order.items
+        ):
+            return  # the vendor gives no quantities: only the line check above applies
+        ordered: dict[str | None, Decimal] = {}
+        skus_of: dict[str | None, str | None] = {}
+        for item in order.items:
+            key = key_of(item.line_id, item.sku)
+            ordered[key] = ordered.get(key, Decimal(0)) + (item.quantity or Decimal(0))
+            skus_of.setdefault(key, item.sku)
+        sent: dict[str | None, Decimal] = {}
+        for line_id, sku, quantity in shipped_items:
+            key = key_of(line_id, sku)
+            if key in foreign_keys:
+                continue
+            sent[key] = sent.get(key, Decimal(0)) + (quantity or Decimal(0))
+        complete = order.status in _DONE
+        differing = []
+        for key in ordered.keys() | sent.keys():
+            want, got = ordered.get(key, Decimal(0)), sent.get(key, Decimal(0))
+            if got > want or (complete and got < want):
+                differing.append((key, want, got))
+        if differing:
+            differing.sort(key=lambda row: str(row[0]))
+            listed = "; ".join(f"{'line' if by_line else 'SKU'} {key}: ordered {_number(want)}, shipped {_number(got)}"
+                               for key, want, got in differing)  # fmt: skip
+            yield self._finding(
+                "item_mismatch", order.vendor, as_of, order=order, shipments=entry.shipments,
+                since=order.status_since or order.created_at, deadline=deadline, reason="quantity",
+                lines=[{"line_id": key if by_line else None, "sku": skus_of.get(key, None if by_line else key),
+                        "ordered": _number(want), "shipped": _number(got)} for key, want, got in differing],
+                detail=f"order {order.id} ({order.raw_status}): {listed}",
+            )  # fmt: skip
+
+    def _orphans(
+        self, index: dict[tuple[str, str], OrderShipments], unreferenced: list[Shipment], as_of: datetime
+    ) -> Iterator[dict[str, Any]]:
+        if self.orphans == "ignore":
+            return
+        for shipment in unreferenced:
+            facts = ShipmentFacts(
+                shipment.id, tuple(shipment.tracking_numbers), shipment.status, shipment.raw_status,
+                shipment.shipped_at or shipment.created_at, (), False,
+            )  # fmt: skip
+            yield self._finding(
+                "orphan_shipment", shipment.vendor, as_of, shipment=facts, since=facts.when,
+                detail=f"shipment {shipment.id} names no order",
+            )  # fmt: skip
+        unmatched = [(key, entry) for key, entry in index.items() if not entry.matched]
+        known: set[tuple[str, str]] = set()
+        unverified: set[tuple[str, str]] = set()
+        if self.orphans == "lookup" and unmatched:
+            known, unverified = self._lookup([key for key, _ in unmatched])
+        for (vendor, order_id), entry in unmatched:
+            if (vendor, order_id) in known:
+                continue
+            for shipment in entry.shipments:
+                if shipment.self_shipment:
+                    if shipment.status == "error":  # its order was not read, so report the error here
+                        yield self._finding(
+                            "errored_shipment", vendor, as_of, order_id=order_id, shipment=shipment,
+                            since=shipment.when, detail=f"shipment {shipment.id} is in {shipment.raw_status} (error)",
+                        )  # fmt: skip
+                    continue
+                note = " (not verified: lookup limit reached)" if (vendor, order_id) in unverified else ""
+                yield self._finding(
+                    "orphan_shipment", vendor, as_of, order_id=order_id, shipment=shipment, since=shipment.when,
+                    detail=f"shipment {shipment.id} refers to order {order_id}, which "
+                    + ("the vendor does not know" if self.orphans == "lookup" and not note else "is not among the orders read")
+                    + note,
+                )  # fmt: skip
+
+    def _lookup(self, keys: list[tuple[str, str]]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """Ask the vendor about unknown orders: (those it knows, those not asked for lack of budget)."""
+        from airflow_provider_fulfillment.hooks import get_hook
+        from airflow_provider_fulfillment.hooks.base import RecordNotFound
+
+        known: set[tuple[str, str]] = set()
+        unverified: set[tuple[str, str]] = set()
+        hook = get_hook(self.conn_id)  # type: ignore[arg-type]
+        try:
+            for position, (vendor, order_id) in enumerate(keys):
+                if vendor != hook.vendor:
+                    unverified.add((vendor, order_id))
+                    continue
+                if position >= self.max_lookups:
+                    unverified.add((vendor, order_id))
+                    continue
+                try:
+                    hook.get_order(order_id)
+                except RecordNotFound:
+                    continue
+                known.add((vendor, order_id))
+        finally:
+            hook.close()
+        self.log.info(
+            "Looked up %d unknown orders: %d exist outside the inputs, %d not checked",
+            len(keys) - len(unverified), len(known), len(unverified),
+        )  # fmt: skip
+        return known, unverified
+
+    @staticmethod
+    def _finding(
+        kind: str,
+        vendor: str,
+        as_of: datetime,
+        *,
+        detail: str,
+        order: Order | None = None,
+        order_id: str | None = None,
+        shipment: ShipmentFacts | None = None,
+        shipments: Sequence[ShipmentFacts] = (),
+        since: datetime | None = None,
+        deadline: datetime | None = None,
+        reason: str | None = None,
+        lines: list[dict[str, Any]] | None = None,
+        late: bool | None = None,
+    ) -> dict[str, Any]:
+        related = [shipment] if shipment is not None else list(shipments)
+        return {
+            "kind": kind,
+            "vendor": vendor,
+            "order_id": order.id if order is not None else order_id,
+            "order_number": order.number if order is not None else None,
+            "order_status": order.status if order is not None else None,
+            "order_raw_status": order.raw_status if order is not None else None,
+            "shipment_id": shipment.id if shipment is not None else None,
+            "shipment_ids": [item.id for item in related],
+            "tracking_numbers": [number for item in related for number in item.tracking_numbers],
+            "shipment_status": shipment.status if shipment is not None else None,
+            "shipment_raw_status": shipment.raw_status if shipment is not None else None,
+            "since": _iso(since),
+            "deadline": _iso(deadline),
+            "late": late if late is not None else (False if order is not None else None),
+            "age_seconds": None if since is None else int((as_of - since).total_seconds()),
+            "reason": reason,
+            "lines": lines,
+            "detail": detail,
+        }
+>>>>>>> e6d2596 (Vendors declared on their hook classes, checked when defined; operators ask the hook)
 
 
 __all__ = ["KINDS", "VENDORS", "FulfillmentReconcileOperator", "as_of_from", "finding_json", "run_ref"]
