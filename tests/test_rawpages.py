@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_fulfillment.errors import MissingRecords
 from airflow_provider_fulfillment.http import InvalidBody
 from airflow_provider_fulfillment.rawpages import PageSplitter, RawRecord, jsonl_bytes
 
@@ -66,6 +67,9 @@ def test_bad_pages_are_refused_with_where(body, error, message):
     assert str(raised.value) == message
 
 
-def test_a_page_without_records_has_none():
+def test_an_empty_page_has_no_records_and_a_page_without_its_key_is_an_error():
     assert splitter().split(b'{"orders": [], "page": 2}') == ([], {**dict.fromkeys(META), "page": 2})
-    assert splitter().split(b'{"page": 2}')[0] == []
+    assert splitter().split(b'{"orders": null, "page": 2}')[0] == []  # DCL with an error_code
+    # A 200 without its records key is a vendor fault (retried, then loud), never an empty last page.
+    with pytest.raises(MissingRecords, match="the answer has no 'orders'"):
+        splitter().split(b'{"page": 2}')
