@@ -8,7 +8,7 @@ free loopback port (seeded, so every run sees the same world) and wait until it 
 at a throwaway home under `.demo/airflow` (SQLite, the repository's `dags/`, no Airflow examples) and
 the `*_default` connections at the sandbox through `AIRFLOW_CONN_*`; `airflow db migrate`; then run
 each example DAG with `airflow dags test <dag_id> <logical date>` (the sensor defers and resumes
-in-process) and print a summary read back from the metadata database and the files the DAGs wrote;
+in-process) and print a summary read back through Airflow's REST API and from the files the DAGs wrote;
 then run `example_fulfillment_daily_ledger` for 2026-01-01, -02 and -03, advancing the sandbox's
 clock a day before the second and third (`POST /_control/clock`), print what opened, resolved and
 was notified each day, and end with the SLA table.
@@ -22,9 +22,9 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -212,27 +212,46 @@ def run_logged(command: list[str], env: Mapping[str, str], log_path: Path, timeo
             return -1
 
 
+_REST_API: Any = None
+
+
+def rest_api() -> Any:
+    """Airflow's public REST API (v2) served in this process by FastAPI's test client: no port, no SQL on
+    Airflow's own tables (which change between versions). The demo's throwaway home lets everyone in."""
+    global _REST_API
+    if _REST_API is None:
+        os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+        os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_urlsafe(64)
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"  # no request log lines in the demo's output
+        from airflow.api_fastapi.app import create_app
+        from fastapi.testclient import TestClient
+
+        client = TestClient(create_app())
+        token = client.get("/auth/token").json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        _REST_API = client
+    return _REST_API
+
+
 def latest_run(dag_id: str) -> tuple[str | None, str, dict[str, str], dict[str, Any]]:
-    """(run_id, state, {task: state}, {task: return value}) of the DAG's newest run, from SQLite."""
-    with contextlib.closing(sqlite3.connect(AIRFLOW_HOME / "airflow.db")) as db:
-        row = db.execute(
-            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-        if row is None:
-            return None, "missing", {}, {}
-        run_id, state = row
-        tasks = dict(
-            db.execute(
-                "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+    """(run_id, state, {task: state}, {task: return value}) of the DAG's newest run, from the REST API."""
+    api = rest_api()
+    runs = api.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-id", "limit": 1}).json()
+    if not runs.get("dag_runs"):
+        return None, "missing", {}, {}
+    run = runs["dag_runs"][0]
+    run_id, base = run["dag_run_id"], f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances"
+    instances = api.get(base, params={"limit": 1000}).json()["task_instances"]
+    tasks = {ti["task_id"]: str(ti["state"]) for ti in instances}
+    xcoms: dict[str, Any] = {}
+    for entry in api.get(f"{base}/~/xcomEntries", params={"limit": 1000}).json()["xcom_entries"]:
+        task_id, key = entry["task_id"], entry["key"]
+        value = api.get(f"{base}/{task_id}/xcomEntries/{key}").json().get("value")
+        with contextlib.suppress(TypeError, ValueError):
+            xcoms[task_id if key == "return_value" else f"{task_id}:{key}"] = (
+                json.loads(value) if isinstance(value, str) else value
             )
-        )
-        xcoms: dict[str, Any] = {}
-        for task_id, key, value in db.execute(
-            "SELECT task_id, key, value FROM xcom WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
-        ):
-            with contextlib.suppress(TypeError, ValueError):
-                xcoms[task_id if key == "return_value" else f"{task_id}:{key}"] = json.loads(value)
-    return run_id, str(state), {t: str(s) for t, s in tasks.items()}, xcoms
+    return run_id, str(run["state"]), tasks, xcoms
 
 
 def run_step(step: Step, env: Mapping[str, str], sandbox: Sandbox, index: int) -> Outcome:
@@ -519,6 +538,7 @@ def demo() -> int:
         sandbox.start()
         say(f"  sandbox at {sandbox.url}")
         env = airflow_env(sandbox.conn_env)
+        os.environ.update(env)  # this process reads the runs back through Airflow's REST API (latest_run)
         migrate(env)
         say("Running the example DAGs with `airflow dags test`:")
         steps = [
