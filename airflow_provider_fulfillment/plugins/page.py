@@ -9,6 +9,8 @@ from urllib.parse import urlencode
 from airflow_provider_fulfillment.reports.overview import Overview
 from airflow_provider_fulfillment.reports.sections import airflow_links, summary_cards, vendor_section, when
 
+FINDINGS_SHOWN = 100  # open findings listed per vendor, oldest first (the counts cover them all)
+
 
 def _filter_form(root: str, vendors: Sequence[str], chosen: str | None) -> str:
     options = "".join(
@@ -36,7 +38,9 @@ def render_page(
             f'<p class="filter-note" data-testid="run-filter">Findings and alerts of run <b>{escape(label)}</b> '
             f'only. <a href="{escape(root)}/?{escape(keep)}">Show all</a></p>'
         )
-    sections = "".join(vendor_section(v, links, days=overview.days) for v in overview.vendors)
+    sections = "".join(
+        vendor_section(v, links, days=overview.days, findings_limit=FINDINGS_SHOWN) for v in overview.vendors
+    )
     if not overview.vendors:
         sections = '<p class="empty" data-testid="ledger-empty">The ledger holds no findings, alerts or state changes yet.</p>'
     return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,9 +18,22 @@ from airflow_provider_fulfillment.rules.types import RunRef
 SLA_LOOKBACK = timedelta(days=30)
 
 
-def errored_records(ledger: Any, vendor: str | None) -> list[ErroredRecord]:
+def errored_records(ledger: Any, vendor: str | None, changes: Iterable[Any] = ()) -> list[ErroredRecord]:
+    """Records in `error` now; since their `status_since`, else the state change into error the
+    ledger observed (DCL gives no status time)."""
+    entered = {
+        (c.vendor, c.resource, c.record_id): c.changed_at
+        for c in sorted(changes, key=lambda c: c.changed_at)
+        if c.status == "error"
+    }
     return [
-        ErroredRecord(record.vendor, resource, record.id, record.raw_status, record.status_since)
+        ErroredRecord(
+            record.vendor,
+            resource,
+            record.id,
+            record.raw_status,
+            record.status_since or entered.get((record.vendor, resource, record.id)),
+        )
         for resource in ("order", "shipment")
         for record in ledger.iter_records(resource, vendor=vendor, statuses=["error"])
     ]
@@ -39,7 +53,7 @@ def load_overview(
         findings=findings,
         alerts=alerts,
         changes=changes,
-        errored=errored_records(ledger, vendor),
+        errored=errored_records(ledger, vendor, changes),
         now=now,
         vendors=[vendor] if vendor else None,
         run=run,

@@ -119,11 +119,19 @@ def bucket_of(seconds: float, buckets: Sequence[tuple[str, timedelta]]) -> str:
 def latest_observation(
     findings: Iterable[FindingRow], alerts: Iterable[AlertRow], changes: Iterable[Change], now: datetime
 ) -> datetime:
-    """The ledger's newest timestamp, capped at `now` (and `now` when the ledger is empty)."""
-    moments = [f.resolved_at or f.last_seen_at for f in findings]
-    moments += [a.sent_at for a in alerts]
-    moments += [c.changed_at for c in changes]
-    return min(max(moments), now) if moments else now
+    """When the ledger last looked, capped at `now`: the latest reconciliation (its findings' last
+    sighting or resolution) where there is one, else the latest alert, else the latest state change.
+
+    Reconciliation measures lateness at its own `as_of`, so ages on the page agree with it.
+    """
+    for moments in (
+        [f.resolved_at or f.last_seen_at for f in findings],
+        [a.sent_at for a in alerts],
+        [c.changed_at for c in changes],
+    ):
+        if moments:
+            return min(max(moments), now)
+    return now
 
 
 def open_over_time(findings: Iterable[FindingRow], as_of: datetime, days: int) -> list[tuple[datetime, int]]:

@@ -75,7 +75,8 @@ def run_cell(ref: RunRef, links: tuple[RunLinker, RunLinker], testid: str) -> st
 
 
 def _details(finding: FindingRow) -> str:
-    text = finding.details.get("detail") if isinstance(finding.details, dict) else None
+    details = finding.details if isinstance(finding.details, dict) else {}
+    text = details.get("summary") or details.get("detail")
     if not text:
         text = json.dumps(finding.details, sort_keys=True, default=str) if finding.details else ""
     return escape(str(text)[:200])
@@ -185,7 +186,7 @@ def summary_cards(overview: Overview) -> str:
             f'<p><b data-testid="open-{escape(v.vendor)}">{len(v.open_findings)}</b> open findings</p>'
             f'<p><b data-testid="errored-{escape(v.vendor)}">{len(v.errored)}</b> errored records</p>'
             f'<p><b data-testid="resolved-{escape(v.vendor)}">{len(v.resolved_findings)}</b> resolved</p>'
-            f'<p class="muted">alerts: {alerts["opened"]} opened · {alerts["reminder"]} reminders · '
+            f'<p class="muted">recent alerts: {alerts["opened"]} opened · {alerts["reminder"]} reminders · '
             f"{alerts['resolved']} resolved</p></div>"
         )
     return f'<div class="cards">{"".join(cards)}</div>'

@@ -80,10 +80,11 @@ def test_run_filter_matches_opened_or_resolved_by_and_alerts_sent_by():
     assert touched_by(alert, RunRef("dag", "run_b")) and not touched_by(alert, RunRef("other", "run_b"))
 
 
-def test_as_of_is_the_latest_observation_capped_at_now():
+def test_as_of_is_the_latest_reconciliation_else_alert_else_change_capped_at_now():
     rows = [finding("a", NOW - timedelta(days=3))]
     changes = [Change("dcl", "order", "x", "error", NOW - timedelta(days=1))]
-    assert latest_observation(rows, [], changes, NOW) == NOW - timedelta(days=1)
+    assert latest_observation(rows, [], changes, NOW) == NOW - timedelta(days=3)  # findings first
+    assert latest_observation([], [], changes, NOW) == NOW - timedelta(days=1)
     assert latest_observation([], [], [], NOW) == NOW
     future = [finding("z", NOW + timedelta(days=1))]
     assert latest_observation(future, [], [], NOW) == NOW
