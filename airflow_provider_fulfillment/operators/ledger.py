@@ -37,7 +37,6 @@ from airflow_provider_fulfillment.operators._storage import (
     to_path,
     uri_of,
 )
-from airflow_provider_fulfillment.operators.alert import state_queries
 from airflow_provider_fulfillment.operators.extract import RESOURCES, closed_after
 from airflow_provider_fulfillment.rules.types import RunRef
 from airflow_provider_fulfillment.windows import to_aware_datetime
@@ -262,10 +261,10 @@ def _conn_of(wanted: Iterable[tuple[Mapping[str, Any], Any]]) -> str | None:
     return conn_ids.pop() if len(conn_ids) == 1 else None
 
 
-def _raw_id(vendor: str, resource: str, record: Mapping[str, Any]) -> str:
-    """The record's id in the vendor's JSON (DCL: the order number; its shipments: ship_id)."""
-    key = ("order_number" if resource == "orders" else "ship_id") if vendor == "dcl" else "id"
-    return str(record[key])
+def _raw_id(hook: FulfillmentHook, resource: str, record: Mapping[str, Any]) -> str:
+    """The record's identity in the vendor's JSON, as the hook declares it (DCL: account and number)."""
+    fields = hook.identity_fields[resource]
+    return "/".join(str(record.get(name)) for name in fields)
 
 
 class FulfillmentChangeCaptureOperator(BaseOperator):
@@ -358,8 +357,8 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
             self.log.warning(
                 "No state filter for %s: %s", self.resource, ", ".join(sorted(held - set(states)))
             )
-        for raw_state, query in state_queries(hook.vendor, self.resource, states, {}):
-            yield f"state={raw_state}", query
+        for raw_state in states:
+            yield f"state={raw_state}", hook.state_query(raw_state, {})
 
     def _capture(
         self,
@@ -393,7 +392,7 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
                 with closed_after(records):
                     count = 0
                     for record in records:
-                        ident = _raw_id(hook.vendor, self.resource, record)
+                        ident = _raw_id(hook, self.resource, record)
                         if ident in seen:
                             continue
                         seen.add(ident)
