@@ -87,7 +87,6 @@ class ClientSettings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_requests_per_second: float | None = None  # a hard budget for the whole connection
     default_base_url: str = ""  # the vendor's documented base URL, for hints about the host
-    login_is_secret: bool = False  # a login that is itself a credential (an API key, not a user name)
 
     @classmethod
     def from_connection(cls, conn: Any, default_base_url: str, vendor: str = "") -> ClientSettings:
@@ -118,9 +117,12 @@ class ClientSettings:
         return settings
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret the connection holds: what no message may quote."""
-        login = (self.login,) if self.login_is_secret else ()
-        return tuple(secret for secret in (self.password, self.token, *login) if secret)
+        """Every secret the connection holds: what no message may quote.
+
+        The login is a user name or e-mail for all three vendors, shown so the user can tell which
+        account failed; with a password, `login:password` as Basic credentials is a secret too.
+        """
+        return tuple(secret for secret in (self.password, self.token) if secret)
 
     def scrubber(self) -> Scrubber:
         return Scrubber(self.secrets(), basic=(self.login, self.password) if self.password else None)
