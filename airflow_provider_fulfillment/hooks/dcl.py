@@ -281,7 +281,7 @@ class DclHook(FulfillmentHook):
             window=query.window,
             sliceable=field_name == "modified_at",
             bounds_of=lambda part: dcl_bounds(part, "modified"),
-            id_of=self.record_key,
+            id_of=lambda order: self.record_key("orders", order),  # (account_number, order_number)
             admit=self.in_window(field_name),
         )
         parse = (
@@ -292,13 +292,6 @@ class DclHook(FulfillmentHook):
             else self.parse_page
         )
         return self.run_plan(plan, parse)
-
-    @staticmethod
-    def record_key(record: Any) -> tuple[Any, Any]:
-        """A DCL order's identity: order numbers are unique only within an account."""
-        if type(record) is dict or type(record) is RawRecord:
-            return record.get("account_number"), record["order_number"]
-        return record.account_number, record.order_number
 
     def _records(self, query: Query) -> Iterator[Any]:
         orders = self.fetch(query)
