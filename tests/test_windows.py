@@ -10,6 +10,7 @@ from airflow_provider_fulfillment.windows import (
     EARLIEST,
     LATEST,
     Window,
+    daily_windows,
     dcl_bounds,
     dropstream_bounds,
     partial_iso_date,
@@ -76,3 +77,50 @@ def test_partial_dates_that_are_not_dates_name_the_problem(text, message):
     with pytest.raises(ValueError) as caught:
         partial_iso_date(text, "filter 'x'")
     assert str(caught.value).startswith(message)
+
+
+# moved from tests/test_windows_paging.py
+T0 = datetime(2025, 3, 9, tzinfo=UTC)
+
+
+def test_window_is_half_open():
+    window = Window(T0, T0 + timedelta(hours=1))
+    assert T0 in window
+    assert T0 + timedelta(hours=1) not in window
+    assert T0 - timedelta(microseconds=1) not in window
+
+
+def test_window_converts_offsets_to_utc_and_rejects_naive():
+    plus2 = timezone(timedelta(hours=2))
+    window = Window.coerce(("2025-03-09T02:00:00+02:00", datetime(2025, 3, 9, 3, tzinfo=plus2)))
+    assert window.start == T0 and window.end == T0 + timedelta(hours=1)
+    with pytest.raises(ValueError, match="no time zone"):
+        Window.coerce(("2025-03-09T00:00:00", "2025-03-09T01:00:00+00:00"))
+    with pytest.raises(ValueError, match="must be a \\(start, end\\) pair"):
+        Window.coerce("2025-03-09")
+
+
+def test_window_split_covers_exactly():
+    window = Window(T0, T0 + timedelta(hours=3))
+    parts = window.split(3)
+    assert [p.duration for p in parts] == [timedelta(hours=1)] * 3
+    assert parts[0].start == window.start and parts[-1].end == window.end
+    first, second = window.halves()
+    assert first.end == second.start and first.start == T0 and second.end == window.end
+
+
+def test_daily_windows_cut_at_midnight():
+    window = Window(T0 + timedelta(hours=20), T0 + timedelta(days=2, hours=1))
+    assert [(w.start.hour, w.end.day) for w in daily_windows(window)] == [(20, 10), (0, 11), (0, 11)]
+
+
+def test_dcl_bounds_across_dst_change():
+    # US DST began 2025-03-09 at 02:00 Pacific: 10:00 UTC is 03:00 PDT, 09:59 UTC is 01:59 PST.
+    window = Window(datetime(2025, 3, 9, 8, 0, tzinfo=UTC), datetime(2025, 3, 10, 7, 0, tzinfo=UTC))
+    bounds = dcl_bounds(window, "received")
+    assert bounds == {"received_from": "2025-03-08T23:59:59", "received_to": "2025-03-09"}
+    assert dcl_bounds(window, "modified")["modified_to"] == "2025-03-10T07:00:01+00:00"
+
+
+def test_to_aware_datetime_accepts_date_objects_as_utc_midnight():
+    assert to_aware_datetime(date(2025, 3, 9), "x") == T0

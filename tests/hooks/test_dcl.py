@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from airflow_provider_fulfillment.hooks.dcl import DclHook
+from airflow_provider_fulfillment.http import (
+    FulfillmentAuthError,
+    FulfillmentVendorError,
+)
+from tests.fakes import Recorder, json_response, params_of
+
+UTC = UTC
+PACIFIC_OFFSET = "-08:00"
+
+
+def dcl_order(n: int, modified: str, **over):
+    order = {
+        "order_number": f"ORD{n}",
+        "order_stage": 60,
+        "is_cancelled": False,
+        "received_date": "2025-11-03",
+        "modified_at": modified,
+        "order_lines": [{"line_number": 1, "item_number": "SKU1", "quantity": 2, "price": 2.99}],
+        "shipments": [
+            {
+                "ship_id": 9000 + n,
+                "ship_date": "2025-11-04",
+                "packages": [
+                    {
+                        "tracking_number": f"1Z{n}",
+                        "delivery_status": "Delivered",
+                        "shipped_items": [{"item_number": "SKU1", "line_number": 1, "quantity": 2}],
+                    }
+                ],
+            }
+        ],
+    }
+    order.update(over)
+    return order
+
+
+class FakeDcl:
+    def __init__(self, orders):
+        self.orders = orders
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") != httpx.BasicAuth("acct", "pw-dcl-123")._auth_header:
+            return json_response(401, {"error_code": 401, "error_message": "Authorization has been denied"})
+        params = params_of(request)
+        page, size = int(params.get("page", 1)), int(params.get("page_size", 100))
+        rows = self.orders
+        if "order_numbers" in params:
+            rows = [o for o in rows if o["order_number"] in params["order_numbers"].split(",")]
+        chunk = rows[(page - 1) * size : page * size]
+        return json_response(200, {"error_code": 0, "error_message": "", "orders": chunk})
+
+
+@pytest.fixture
+def dcl(set_connection):
+    def make(orders, **extra):
+        rec = Recorder(FakeDcl(orders))
+        set_connection(
+            "dcl_test", "dcl", "http://dcl.test/dcl/api/v1", "acct", "pw-dcl-123", max_wait=0, **extra
+        )
+        return DclHook("dcl_test", transport=httpx.MockTransport(rec)), rec
+
+    return make
+
+
+def _modified(minutes: int) -> str:
+    # Pacific local times with an explicit offset, as DCL sends modified_at.
+    return (datetime(2025, 11, 3, 8, 0) + timedelta(minutes=minutes)).strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    ) + PACIFIC_OFFSET
+
+
+def test_dcl_pages_until_a_short_page(dcl):
+    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(250)], max_concurrency=1)
+    numbers = [o.order_number for o in hook.iter_orders(page_size=100, status="shipped")]
+    assert numbers == [f"ORD{i}" for i in range(250)]
+    assert [p["page"] for p in rec.data_requests("/dcl/api/v1/orders")] == ["1", "2", "3"]
+    assert rec.data_requests("/dcl/api/v1/orders")[0] == {
+        "status": "shipped",
+        "page_size": "100",
+        "page": "1",
+    }
+
+
+def test_dcl_full_last_page_needs_one_empty_page(dcl):
+    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(200)], max_concurrency=1)
+    assert len(list(hook.iter_orders())) == 200
+    assert len(rec.requests) == 3
+
+
+@pytest.mark.parametrize("concurrency", [2, 4])
+def test_dcl_fetch_ahead_is_ordered_exact_and_bounded(dcl, concurrency):
+    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(1050)], max_concurrency=concurrency)
+    numbers = [o.order_number for o in hook.iter_orders(page_size=50)]
+    assert numbers == [f"ORD{i}" for i in range(1050)]
+    pages = sorted(int(p["page"]) for p in rec.data_requests("/dcl/api/v1/orders"))
+    # 21 full pages and one short one; at most `concurrency - 1` more were asked for ahead of it.
+    assert pages[:22] == list(range(1, 23)) and len(pages) <= 22 + concurrency - 1
+
+
+def test_dcl_error_mid_fetch_ahead_leaves_nothing_in_flight(set_connection):
+    import threading
+
+    orders = [dcl_order(i, _modified(i)) for i in range(1000)]
+    fake = FakeDcl(orders)
+    lock, state = threading.Lock(), {"in_flight": 0, "max": 0}
+
+    def handler(request):
+        with lock:
+            state["in_flight"] += 1
+            state["max"] = max(state["max"], state["in_flight"])
+        try:
+            if params_of(request).get("page") == "4":
+                return json_response(200, {"error_code": 7, "error_message": "Database busy", "orders": None})
+            return fake(request)
+        finally:
+            with lock:
+                state["in_flight"] -= 1
+
+    set_connection(
+        "dcl_c", "dcl", "http://dcl.test/dcl/api/v1", "acct", "pw-dcl-123", max_wait=0, max_concurrency=3
+    )
+    hook = DclHook("dcl_c", transport=httpx.MockTransport(handler))
+    seen = []
+    with pytest.raises(FulfillmentVendorError, match="page=4.*error_code 7: Database busy"):
+        for order in hook.iter_orders(page_size=100):
+            seen.append(order)
+    assert len(seen) == 300 and state["in_flight"] == 0 and state["max"] <= 3
+
+
+def test_dcl_error_code_in_200_raises(dcl):
+    hook, rec = dcl([dcl_order(1, _modified(1))])
+    rec.script = [json_response(200, {"error_code": 12, "error_message": "Invalid filter", "orders": None})]
+    with pytest.raises(FulfillmentVendorError, match="HTTP 200: error_code 12: Invalid filter"):
+        list(hook.iter_orders())
+
+
+def test_dcl_window_on_modified_at_is_sent_with_offsets_and_trimmed(dcl):
+    # 08:00-08:09 Pacific = 16:00-16:09 UTC.
+    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(10)])
+    start = datetime(2025, 11, 3, 16, 2, tzinfo=UTC)
+    window = (start, start + timedelta(minutes=5))
+    assert [o.order_number for o in hook.iter_orders(window=window)] == [
+        "ORD2",
+        "ORD3",
+        "ORD4",
+        "ORD5",
+        "ORD6",
+    ]
+    sent = rec.data_requests("/dcl/api/v1/orders")[0]
+    assert sent["modified_from"] == "2025-11-03T16:01:59+00:00"
+    assert sent["modified_to"] == "2025-11-03T16:07:01+00:00"
+
+
+def test_dcl_received_window_uses_pacific_whole_days(dcl):
+    hook, rec = dcl([dcl_order(1, _modified(1), received_date="2025-11-03T23:30:00")])
+    window = (
+        datetime(2025, 11, 3, 8, 0, tzinfo=UTC),
+        datetime(2025, 11, 4, 8, 0, tzinfo=UTC),
+    )  # one Pacific day
+    assert [o.order_number for o in hook.iter_orders(window=window, window_field="received_date")] == ["ORD1"]
+    sent = rec.data_requests("/dcl/api/v1/orders")[0]
+    assert sent["received_from"] == "2025-11-02T23:59:59"
+    assert sent["received_to"] == "2025-11-03"
+    assert sent["extended_date"] == "true"
+
+
+def test_dcl_shipments_come_from_nested_shipments_with_order_number(dcl):
+    hook, rec = dcl([dcl_order(1, _modified(1)), dcl_order(2, _modified(2), shipments=None)])
+    shipments = list(hook.iter_shipments())
+    assert [(s.ship_id, s.order_number) for s in shipments] == [(9001, "ORD1")]
+    common = hook.normalize("shipments", shipments[0])
+    assert common.order_id == "ORD1" and common.tracking_numbers == ["1Z1"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"page_size": 101}, "'page_size' must be from 1 to 100, got 101"),
+        ({"filter": "colour eq 1"}, "unknown tag 'colour'"),
+        ({"filter": "order_stage between 4"}, "unknown operator 'between'"),
+        ({"filter": 'custom_field1 eq "open'}, "unbalanced quote"),
+        ({"received_to": "2025-13-01"}, "is not a real date"),
+        ({"modified_from": "yesterday"}, "cannot parse 'yesterday'"),
+        ({"extended_date": "yes"}, "must be true or false"),
+        ({"state": "x"}, "unknown filter(s) 'state'"),
+    ],
+)
+def test_dcl_bad_input_raises_before_any_request(dcl, kwargs, message):
+    hook, rec = dcl([])
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        hook.iter_orders(**kwargs)
+    assert rec.requests == []
+
+
+def test_dcl_filter_expression_is_normalised(dcl):
+    hook, rec = dcl([])
+    list(hook.iter_orders(filter='order_stage gt 40,custom_field1 eq "A, B"'))
+    assert (
+        rec.data_requests("/dcl/api/v1/orders")[0]["filter"] == 'order_stage gt 40, custom_field1 eq "A, B"'
+    )
+
+
+def test_dcl_wrong_password_is_a_clear_auth_error(set_connection):
+    set_connection("dcl_bad", "dcl", "http://dcl.test/dcl/api/v1", "acct", "wrong")
+    hook = DclHook("dcl_bad", transport=httpx.MockTransport(FakeDcl([])))
+    with pytest.raises(
+        FulfillmentAuthError, match="connection 'dcl_bad'.*HTTP 401: Authorization has been denied"
+    ):
+        list(hook.iter_orders())
+
+
+def test_dcl_order_and_shipment_state(dcl):
+    hook, rec = dcl([dcl_order(1, _modified(1)), dcl_order(2, _modified(2), order_stage=10, shipments=None)])
+    assert hook.get_state("order", "ORD2").status == "processing"
+    assert hook.get_state("shipment", "ORD2").found is False
+    shipped = hook.get_state("shipment", "ORD1")
+    assert shipped.found and shipped.status == "delivered"
+    assert hook.get_order("ORD1").order_number == "ORD1"
+
+
+# --------------------------------------------------------------------------- Stream
+
+
+def test_dcl_raw_shipments_carry_order_number_and_trim_like_models(dcl):
+    orders = [dcl_order(i, _modified(i)) for i in range(10)]
+    hook, rec = dcl(orders)
+    start = datetime(2025, 11, 3, 16, 2, tzinfo=UTC)
+    window = (start, start + timedelta(minutes=3))
+    raw = list(hook.iter_shipments(window=window, raw=True))
+    models = list(hook.iter_shipments(window=window))
+    assert [r["order_number"] for r in raw] == [m.order_number for m in models] == ["ORD2", "ORD3", "ORD4"]
+    assert hook.normalize("shipments", raw[0]) == models[0].to_common()
+    assert "order_number" not in orders[2]["shipments"][0]  # the source object is left as it was

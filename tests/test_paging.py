@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_provider_fulfillment.http import FulfillmentAPIError, FulfillmentError
+from airflow_provider_fulfillment.paging import (
+    CapReached,
+    DropStreamSessionPlan,
+    Page,
+    PagedRead,
+    PageRequest,
+    stream_plan,
+)
+
+UTC = UTC
+T0 = datetime(2025, 3, 9, tzinfo=UTC)
+
+
+def api_error(params, status, message):
+    return FulfillmentAPIError(
+        conn_id="c", method="GET", path="/orders", params=params, status=status, vendor_message=message
+    )
+
+
+def _page(ids, **meta):
+    return Page([type("R", (), {"id": i})() for i in ids], meta)
+
+
+def _ids(records):
+    return [r.id for r in records]
+
+
+def _answer(plan, page):
+    """Issue the plan's next request (one in flight) and feed it `page`: (records, request sent)."""
+    (request,) = plan.issue(1)
+    return plan.feed(request, page), request
+
+
+def test_session_plan_continues_with_session_id_only_and_ends_on_the_echoed_limit():
+    plan = DropStreamSessionPlan(
+        "/orders", {"state": "shipped", "page": 3}, lambda r: r.id, limit=2, ordered_by_id=True
+    )
+    records, sent = _answer(plan, _page([1, 2], session_id="abc", limit=2))
+    assert sent == PageRequest("/orders", {"state": "shipped", "limit": 2}) and _ids(records) == [1, 2]
+    records, sent = _answer(plan, _page([3], session_id="abc", limit=2))
+    assert sent == PageRequest("/orders", {"session_id": "abc"}) and _ids(records) == [3]
+    assert plan.done and plan.issue(1) == []
+
+
+def test_session_plan_served_fewer_than_asked_reads_on_until_evidence():
+    # The server serves 2 where 5 were asked and echoes no limit: only the total or an empty page ends it.
+    plan = DropStreamSessionPlan("/orders", {}, lambda r: r.id, limit=5, ordered_by_id=True)
+    _answer(plan, _page([1, 2], session_id="s", total_count=5))
+    assert not plan.done
+    _answer(plan, _page([3, 4], session_id="s"))
+    records, _ = _answer(plan, _page([5], session_id="s"))
+    assert _ids(records) == [5] and plan.done
+    untold = DropStreamSessionPlan("/orders", {}, lambda r: r.id, limit=5, ordered_by_id=True)
+    _answer(untold, _page([1, 2], session_id="s"))
+    assert not untold.done
+    _answer(untold, _page([], session_id="s"))
+    assert untold.done
+
+
+def test_session_plan_reopens_on_expiry_only_for_continuations_and_skips_yielded_ids():
+    plan = DropStreamSessionPlan("/orders", {}, lambda r: r.id, limit=2, ordered_by_id=True, max_reopens=1)
+    _answer(plan, _page([1, 2], session_id="abc", limit=2))
+    (continuation,) = plan.issue(1)
+    expired = api_error({"session_id": "abc"}, 410, "gone")
+    assert plan.fail(continuation, expired) is True
+    records, reopened = _answer(plan, _page([1, 2], session_id="def", limit=2))
+    assert reopened == plan.first() and records == []  # already yielded before the expiry
+    (continuation,) = plan.issue(1)
+    with pytest.raises(FulfillmentError, match="1 reopened sessions in a row brought nothing new"):
+        plan.fail(continuation, expired)
+    not_expiry = api_error({}, 404, "no")
+    assert plan.fail(plan.first(), not_expiry) is False
+    worded = api_error({"session_id": "x"}, 422, "Session has expired")
+    fresh = DropStreamSessionPlan("/orders", {}, lambda r: r.id, limit=2, ordered_by_id=True)
+    fresh.issue(1)
+    assert fresh.fail(PageRequest("/orders", {"session_id": "x"}), worded) is True
+
+
+def _timed(ids, minute=lambda i: i):
+    return Page(
+        [type("R", (), {"id": i, "t": T0 + timedelta(minutes=minute(i))})() for i in ids],
+        {"session_id": "s", "limit": 3},
+    )
+
+
+def test_time_ordered_session_resumes_from_the_last_time_and_skips_the_boundary():
+    plan = DropStreamSessionPlan(
+        "/orders", {"created_at_min": "2025-03-01T00:00:00+00:00"}, lambda r: r.id, limit=3,
+        ordered_by_id=False, resume_field="created_at", time_of=lambda r: r.t,
+    )  # fmt: skip
+    assert plan.first().params["created_at_min"] == "2025-03-01T00:00:00+00:00"
+    records, _ = _answer(plan, _timed([1, 2, 3], minute=lambda i: 5))  # all at 00:05
+    assert _ids(records) == [1, 2, 3]
+    (continuation,) = plan.issue(1)
+    plan.fail(continuation, api_error({"session_id": "s"}, 404, "gone"))
+    # The new session serves the same-second records again, then one more: only that one is new.
+    records, reopened = _answer(plan, _timed([1, 2, 4], minute=lambda i: 5))
+    assert reopened.params == {"created_at_min": "2025-03-09T00:04:59+00:00", "limit": 3}
+    assert _ids(records) == [4]
+
+
+def test_paged_read_uses_the_servers_page_count_and_detects_the_cap():
+    plan = PagedRead("/orders", {"limit": 1000}, asked=1000, id_of=lambda r: r.id)
+    with pytest.raises(CapReached):
+        _answer(plan, _page([1], total_count=10_000, max_total_reached=True, total_pages=10))
+    # Asked 1000, served 500 (echoed): total_pages, not total/asked, says how many pages there are.
+    plan = PagedRead("/orders", {"limit": 1000}, asked=1000, id_of=lambda r: r.id)
+    _answer(plan, _page(range(500), total_count=1500, total_pages=3, limit=500))
+    assert [r.params["page"] for r in plan.issue(8)] == [2, 3]
+
+
+def test_paged_read_without_totals_never_stops_on_a_short_page_only_on_an_empty_one():
+    plan = PagedRead("/orders", {}, asked=100, id_of=lambda r: r.id)
+    _answer(plan, _page(range(50)))
+    assert not plan.done and len(plan.issue(8)) == 1  # nothing came back full: one in flight
+    plan.feed(PageRequest("/orders", {"page": 2}, (1, 2)), _page(range(50, 100)))
+    _answer(plan, _page([]))
+    assert plan.done
+
+
+def test_paged_read_rereads_a_pass_whose_total_changed_and_yields_each_id_once():
+    plan = PagedRead("/orders", {}, asked=2, id_of=lambda r: r.id)
+    records, _ = _answer(plan, _page([1, 2], total_count=5, total_pages=3))
+    assert [r.params["page"] for r in plan.issue(8)] == [2, 3]
+    # Record 2 left the set after page 1: page 2 now starts at 4, and 3 would be lost.
+    got = plan.feed(PageRequest("/orders", {"page": 2}, (1, 2)), _page([4, 5], total_count=4, total_pages=2))
+    assert _ids(got) == [4, 5] and plan.passes == 2 and not plan.done
+    plan.feed(PageRequest("/orders", {"page": 3}, (1, 3)), _page([], total_count=4, total_pages=2))
+    again = plan.issue(8)
+    assert [r.params["page"] for r in again] == [1]
+    got = plan.feed(again[0], _page([1, 3], total_count=4, total_pages=2))
+    (last,) = plan.issue(8)
+    got += plan.feed(last, _page([4, 5], total_count=4, total_pages=2))
+    assert _ids(got) == [3] and plan.done
+
+
+def test_stream_plan_stops_at_page_count_and_repeats_a_pass_that_moved():
+    plan = stream_plan("/orders", {"status": "delivered"}, id_of=lambda r: r.id)
+    _answer(plan, _page(range(20), meta={"page_count": 2, "record_count": 40}))
+    (second,) = plan.issue(8)
+    assert second == PageRequest("/orders", {"status": "delivered", "page": 2})
+    plan.feed(second, _page(range(21, 40), meta={"page_count": 2, "record_count": 39}))
+    assert plan.passes == 2
+    _answer(plan, _page(list(range(19)) + [20], meta={"page_count": 2, "record_count": 39}))
+    (second,) = plan.issue(8)
+    plan.feed(second, _page(range(21, 40), meta={"page_count": 2, "record_count": 39}))
+    assert plan.done
