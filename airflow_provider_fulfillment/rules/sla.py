@@ -36,6 +36,9 @@ class Change:
     record_id: str
     status: str
     changed_at: datetime
+    # When it was observed; a record first seen already shipped whose change carries no vendor
+    # time (changed_at == observed_at) says nothing about when it shipped.
+    observed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,14 +93,18 @@ def durations(
     """
     created_at = created_at or {}
     history: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
+    untimed_first: set[tuple[str, str, str]] = set()  # first seen shipped, at an observation time
     for change in changes:
-        history.setdefault((change.vendor, change.resource, change.record_id), []).append(
-            (change.changed_at, change.status)
-        )
+        key = (change.vendor, change.resource, change.record_id)
+        history.setdefault(key, []).append((change.changed_at, change.status))
+        if change.status in _SHIPPED and getattr(change, "observed_at", None) == change.changed_at:
+            untimed_first.add(key)
     result: dict[tuple[str, str, str], tuple[list[float], int]] = {}
     for (vendor, resource, record_id), steps in history.items():
         steps.sort()
-        if resource == "order":
+        if resource == "order" and not (
+            steps[0][1] in _SHIPPED and (vendor, resource, record_id) in untimed_first
+        ):
             first_shipped = next((when for when, status in steps if status in _SHIPPED), None)
             start = created_at.get((vendor, record_id))
             if start is None and steps[0][1] not in _SHIPPED:

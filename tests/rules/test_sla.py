@@ -79,3 +79,16 @@ def test_nothing_in_nothing_out():
 def test_a_stay_observed_after_now_is_not_measured():
     rows = sla([change("1", "error", 50)], [], now=T0 + 10 * H)
     assert rows == []
+
+
+def test_first_seen_shipped_without_a_vendor_time_is_not_a_time_to_ship():
+    observed = T0 + 500 * H
+    changes = [
+        Change("stream", "order", "1", "shipped", observed, observed_at=observed),  # no vendor time
+        Change("stream", "order", "2", "pending", T0, observed_at=T0),
+        Change("stream", "order", "2", "shipped", T0 + 30 * H, observed_at=T0 + 30 * H),  # seen moving
+    ]
+    created = {("stream", "1"): T0, ("stream", "2"): T0}
+    assert sla(changes, now=observed, created_at=created) == [
+        SlaRow("stream", "time_to_ship", "order", "all", 1, 0, 30 * 3600, 30 * 3600, 30 * 3600)
+    ]
