@@ -248,6 +248,33 @@ def login_banner(
     return "\n".join(lines)
 
 
+def load_demo_days(env: Mapping[str, str], user_env: Mapping[str, str], logs: Path) -> None:
+    """On a first run (an empty ledger of this home, no ledger connection of yours), load `make demo`'s
+    three ledger days, so the Fulfillment page opens onto data. They run against a sandbox of their
+    own (the demo's world, ending 2026-01-01, its clock moved a day between runs), stopped after."""
+    import demo
+
+    from airflow_provider_fulfillment.ledger import Ledger
+
+    if "AIRFLOW_CONN_FULFILLMENT_LEDGER" in user_env:
+        return  # your ledger: never filled with demo data
+    with Ledger() as ledger:  # $AIRFLOW_HOME/fulfillment_ledger.db, the file the Fulfillment page reads
+        if ledger.counts()["fulfillment_findings"]:
+            return
+    say(
+        "Loading three demo days into the ledger, for the Fulfillment page (first run only, a few minutes) ..."
+    )
+    demo.LOG_DIR = logs
+    days_sandbox = start_sandbox(logs / "demo-days-sandbox.log", logs / "demo-days-sandbox.env")
+    days_sandbox.start()
+    try:
+        outcomes = demo.run_ledger_days({**env, **days_sandbox.conn_env}, days_sandbox, 1)
+    finally:
+        days_sandbox.stop()
+    if not all(outcome.ok for outcome in outcomes):
+        say(f"  some demo days did not succeed (logs in {logs}); the page shows what was loaded")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", help=f"address the UI listens on (default {DEFAULT_HOST})")
@@ -281,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         say("Connections:")
         for line in sync_connections(sandbox_connections(sandbox.conn_env), user_env):
             say(f"  {line}")
+        load_demo_days(env, user_env, logs)
         password, password_file = ensure_password(env, home)
         banner = login_banner(listen, password, password_file, env)
         shown = False
