@@ -162,10 +162,14 @@ class AimdState:
             return  # sent before the last cut: already accounted for
         if throttled:
             # The vendor has a rate limit: pace just under the rate that has just been too much.
+            first = self.rate is None
             observed = self._sending_rate(now)
-            current = self.rate if self.rate is not None else observed
+            current = observed if first else self.rate
             self.rate = max(0.5, min(current, observed) * RATE_DECREASE)
             self.next_slot = max(self.next_slot, self.paused_until, now + 1.0 / self.rate)
+            if not first:  # paced already: the rate was the problem, not the requests in flight
+                self._last_cut = now
+                return
         self._cut(now)
 
     def _low_latency(self) -> float:

@@ -6,7 +6,13 @@ import threading
 
 import pytest
 
-from airflow_provider_fulfillment.concurrency import AimdState, Controller, controller_for, forget_controllers
+from airflow_provider_fulfillment.concurrency import (
+    RATE_DECREASE,
+    AimdState,
+    Controller,
+    controller_for,
+    forget_controllers,
+)
 
 
 def answer(state: AimdState, now: float, status: int | None = 200, latency: float = 0.05, **kw) -> None:
@@ -74,7 +80,7 @@ def test_a_429_teaches_a_rate_just_under_what_was_sent_and_it_creeps_back_up():
         now += 0.01
     s = state.start(now)
     state.finish(s, now, 429)
-    assert state.rate == pytest.approx(0.9 * 51 / 0.5)  # the rate just sent (51 in 0.5 s), less 10%
+    assert state.rate == pytest.approx(RATE_DECREASE * 51 / 0.5)  # the rate just sent (51 in 0.5 s), less 5%
     assert state.pace() == state.rate
     first = state.rate
     # Paced: the next start waits 1/rate after the last.

@@ -394,6 +394,7 @@ class FulfillmentHook(BaseHook):
             else None
         )
         in_flight: deque[tuple[PageRequest, Future[Page[Any]]]] = deque()
+        read_ahead = self.http.controller.read_ahead
 
         def submit(request: PageRequest) -> Future[Page[Any]]:
             if pool is not None:
@@ -408,7 +409,9 @@ class FulfillmentHook(BaseHook):
         pages = 0
         try:
             while not plan.done:
-                for request in plan.issue(width - len(in_flight)):
+                # The controller's limit + 1, not the ceiling: pages issued past it would only wait,
+                # finished, in memory (16 x 3.4 MB at the default ceiling).
+                for request in plan.issue(min(width, read_ahead()) - len(in_flight)):
                     in_flight.append((request, submit(request)))
                 if not in_flight:
                     if plan.done:
