@@ -115,8 +115,8 @@ class PageSplitter:
             slices = getattr(self._slices.decode(body), self.key)
         except msgspec.ValidationError as error:
             raise InvalidBody(_where(error)) from None
-        except msgspec.DecodeError as error:  # cut or garbled in transit: the caller may retry
-            raise ValueError(f"invalid JSON: {error}") from None
+        except msgspec.DecodeError:  # cut or garbled in transit: the caller may retry
+            raise ValueError(_json_error(body)) from None
         meta = {name: getattr(page, name) for name in self.meta}
         decoded = getattr(page, self.key)
         if decoded is _UNSET:  # a 200 without its records: never an empty last page
@@ -135,8 +135,24 @@ def _where(error: msgspec.ValidationError) -> str:
         field = message.split("`")[1]
         return f"{path}.{field}: Field required" if path else f"{field}: Field required"
     if not path and "Expected `object`" in message:
-        return f"expected a JSON object, got {message.split('got ')[-1].strip('`')}"
+        got = message.split("got ")[-1].strip("`")
+        return f"expected a JSON object, got {_PYTHON_NAMES.get(got, got)}"
     return f"{path}: {message}" if path else message
+
+
+# The other page parsers name what they got by its Python type; so does this one.
+_PYTHON_NAMES = {"array": "list", "object": "dict", "null": "NoneType"}
+
+
+def _json_error(body: bytes) -> str:
+    """The same words for a body that is not JSON as the dict parser (pydantic-core) gives."""
+    from pydantic_core import from_json
+
+    try:
+        from_json(body)
+    except ValueError as error:
+        return str(error)
+    return "invalid JSON"
 
 
 def jsonl_bytes(records: Iterable[RawRecord]) -> bytes:

@@ -26,7 +26,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from pydantic_core import to_json
 
 from airflow_provider_fulfillment.drift import DriftMeter, DriftMode, check_mode
-from airflow_provider_fulfillment.errors import FulfillmentError
 from airflow_provider_fulfillment.hooks import get_hook
 from airflow_provider_fulfillment.operators._storage import (
     COMPRESSIONS,
@@ -418,15 +417,12 @@ class FulfillmentExtractOperator(BaseOperator):
         return operator_lineage(inputs, [output])
 
     def _expected(self, hook: FulfillmentHook, window: Window, filters: dict[str, Any]) -> int | None:
-        """The vendor's count for the window, for progress; never a reason to fail the extraction."""
+        """The vendor's count for the window, for progress. It is the extraction's first request: if
+        the vendor fails it, the read would fail the same way, so the error is the extraction's."""
         counter = getattr(hook, "count_records", None)
         if counter is None:
             return None
-        try:
-            return counter(self.resource, window, window_field=self.window_field, **filters)
-        except (FulfillmentError, ValueError) as error:  # the read itself will say what is wrong
-            self.log.info("No total for progress (%s)", error)
-            return None
+        return counter(self.resource, window, window_field=self.window_field, **filters)
 
     def _drift_watch(self, meter: DriftMeter | None, vendor_name: str) -> Any:
         """A per-record callable that counts drift and logs (or fails on) each new kind once."""
