@@ -40,6 +40,7 @@ class Dialect:
     json: str
     placeholder: str
     seq_column: str  # the staging table's row number column
+    temp_table_options = ""  # what follows a temp table's name (PostgreSQL: ON COMMIT DROP)
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -91,11 +92,11 @@ class Dialect:
 
     def create_temp_table(self, cursor: Any, table: str, columns_sql: str) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        cursor.execute(f"CREATE TEMP TABLE {table} ({columns_sql})")
+        cursor.execute(f"CREATE TEMP TABLE {table} ({columns_sql}){self.temp_table_options}")
 
     def create_temp_table_as(self, cursor: Any, table: str, select: str) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        cursor.execute(f"CREATE TEMP TABLE {table} AS {select}")
+        cursor.execute(f"CREATE TEMP TABLE {table}{self.temp_table_options} AS {select}")
 
     def analyze(self, cursor: Any, table: str) -> None:
         """Give the planner the staged row count (a fresh temp table has no statistics)."""
@@ -193,6 +194,8 @@ def prepare_sqlite(connection: Any) -> None:
 
 
 class PostgresDialect(Dialect):
+    # Staging tables vanish with the merge's transaction, whichever way it ends.
+    temp_table_options = " ON COMMIT DROP"
     name = "postgresql"
     ts = "TIMESTAMPTZ"
     json = "JSONB"
@@ -243,14 +246,6 @@ class PostgresDialect(Dialect):
 
     def lock_migrations(self, cursor: Any) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('fulfillment_schema_version'))")
-
-    def create_temp_table(self, cursor: Any, table: str, columns_sql: str) -> None:
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        cursor.execute(f"CREATE TEMP TABLE {table} ({columns_sql}) ON COMMIT DROP")
-
-    def create_temp_table_as(self, cursor: Any, table: str, select: str) -> None:
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        cursor.execute(f"CREATE TEMP TABLE {table} ON COMMIT DROP AS {select}")
 
     def analyze(self, cursor: Any, table: str) -> None:
         cursor.execute(f"ANALYZE {table}")
