@@ -842,6 +842,9 @@ def default_sqlite_path() -> str:
     return os.path.join(os.path.abspath(os.path.expanduser(home)), DEFAULT_SQLITE_FILE)
 
 
+LEDGER_CONN_TYPES = frozenset({"sqlite", "postgres", "postgresql"})
+
+
 def _ledger_hook(conn_id: str) -> Any:
     """The common.sql hook of the ledger connection, or an SQLite hook on the default file."""
     from airflow.sdk import BaseHook
@@ -854,6 +857,13 @@ def _ledger_hook(conn_id: str) -> Any:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         log.info("Ledger connection '%s' is not defined: using SQLite at %s", conn_id, path)
         return sqlite_file_hook(path)
+    # Checked before get_hook(): a type whose provider is not installed would otherwise fail there,
+    # with Airflow's words instead of ours.
+    if connection.conn_type not in LEDGER_CONN_TYPES:
+        raise ValueError(
+            f"ledger connection '{conn_id}' has type {connection.conn_type!r}; "
+            "the ledger supports 'sqlite' and 'postgres'"
+        )
     hook = connection.get_hook()
     log.info("Ledger: connection '%s' (%s)", conn_id, connection.conn_type)
     return hook
