@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from airflow_provider_fulfillment.vendors import VENDORS, VendorDeclaration
+
 __version__ = "0.1.0"
 
 _RETRY_FIELDS = {
@@ -43,27 +45,24 @@ _TOKEN_FIELD = {
 }
 
 
-def connection_type(
-    conn_type: str, hook: str, name: str, default_url: str, login_label: str, token: bool
-) -> dict:
-    """One entry of "connection-types". Spelled out below rather than read from the hook classes:
-    importing a hook imports airflow.sdk, which calls this during provider discovery; the hooks'
-    `provider_connection_type()` builds the same entry from their declarations (a test keeps the
-    two equal)."""
+def connection_type(vendor: VendorDeclaration) -> dict:
+    """One entry of "connection-types", from the vendor's declaration (see vendors.py for why the
+    declarations, not the hook classes, are what this reads)."""
     return {
-        "hook-class-name": f"airflow_provider_fulfillment.hooks.{hook}",
-        "hook-name": name,
-        "connection-type": conn_type,
+        "hook-class-name": vendor.hook_class,
+        "hook-name": vendor.name,
+        "connection-type": vendor.conn_type,
         "ui-field-behaviour": {
             "hidden-fields": ["schema", "port", "extra"],
-            "relabeling": {"host": "Base URL", "login": login_label, "password": "Password"},
-            "placeholders": {"host": default_url},
+            "relabeling": {"host": "Base URL", "login": vendor.login_label, "password": "Password"},
+            "placeholders": {"host": vendor.default_base_url},
         },
-        "conn-fields": {**(_TOKEN_FIELD if token else {}), **_RETRY_FIELDS},
+        "conn-fields": {**(_TOKEN_FIELD if vendor.accepts_token else {}), **_RETRY_FIELDS},
     }
 
 
 def get_provider_info() -> dict:
+    declared = list(VENDORS.values())
     return {
         "package-name": "airflow-provider-fulfillment",
         "name": "Order fulfillment (DropStream, DCL, Stream)",
@@ -71,27 +70,14 @@ def get_provider_info() -> dict:
         "versions": [__version__],
         "integrations": [
             {
-                "integration-name": "DropStream",
-                "external-doc-url": "https://www.getdropstream.com/",
+                "integration-name": vendor.name,
+                "external-doc-url": vendor.external_doc_url,
                 "tags": ["service"],
-            },
-            {
-                "integration-name": "DCL",
-                "external-doc-url": "https://www.dclcorp.com/",
-                "tags": ["service"],
-            },
-            {
-                "integration-name": "Stream",
-                "external-doc-url": "https://www.vatit-stream.com/",
-                "tags": ["service"],
-            },
+            }
+            for vendor in declared
         ],
         "hooks": [
-            {
-                "integration-name": vendor,
-                "python-modules": [f"airflow_provider_fulfillment.hooks.{module}"],
-            }
-            for vendor, module in (("DropStream", "dropstream"), ("DCL", "dcl"), ("Stream", "stream"))
+            {"integration-name": vendor.name, "python-modules": [vendor.hook_module]} for vendor in declared
         ],
         "operators": [
             {
@@ -121,30 +107,5 @@ def get_provider_info() -> dict:
             "airflow_provider_fulfillment.operators.links.ExtractOutputLink",
             "airflow_provider_fulfillment.operators.links.ReconcileReportLink",
         ],
-        "connection-types": [
-            connection_type(
-                "dropstream",
-                "dropstream.DropStreamHook",
-                "DropStream",
-                "https://api.getdropstream.com",
-                "API user",
-                token=True,
-            ),
-            connection_type(
-                "dcl",
-                "dcl.DclHook",
-                "DCL",
-                "https://api.dclcorp.com/api/v1",
-                "Account login",
-                token=False,
-            ),
-            connection_type(
-                "stream",
-                "stream.StreamHook",
-                "Stream",
-                "https://orders-api-production.vatit-stream.com/client_api/v2",
-                "Email",
-                token=True,
-            ),
-        ],
+        "connection-types": [connection_type(vendor) for vendor in declared],
     }

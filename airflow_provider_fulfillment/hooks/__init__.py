@@ -4,27 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_fulfillment.vendors import VENDORS, declaration_of
+
 if TYPE_CHECKING:
     from airflow_provider_fulfillment.hooks.base import FulfillmentHook
 
-HOOK_CLASSES = {
-    "dropstream": "airflow_provider_fulfillment.hooks.dropstream.DropStreamHook",
-    "dcl": "airflow_provider_fulfillment.hooks.dcl.DclHook",
-    "stream": "airflow_provider_fulfillment.hooks.stream.StreamHook",
-}
+# conn type -> dotted hook class, from the vendors' declarations.
+HOOK_CLASSES = {conn_type: vendor.hook_class for conn_type, vendor in VENDORS.items()}
 
 
 def hook_class(conn_type: str) -> type[FulfillmentHook]:
+    """The hook class declared for `conn_type` (imported only now: see vendors.py)."""
     from importlib import import_module
 
-    try:
-        path = HOOK_CLASSES[conn_type]
-    except KeyError:
-        raise ValueError(
-            f"connection type {conn_type!r} is not a fulfillment connection; "
-            f"expected one of {', '.join(HOOK_CLASSES)}"
-        ) from None
-    module, _, name = path.rpartition(".")
+    module, _, name = declaration_of(conn_type).hook_class.rpartition(".")
     return getattr(import_module(module), name)
 
 

@@ -31,14 +31,17 @@ from airflow_provider_fulfillment.errors import (
 from airflow_provider_fulfillment.http import ClientSettings, HttpCore
 from airflow_provider_fulfillment.paging import Page, PageRequest, Plan
 from airflow_provider_fulfillment.rawpages import PageSplitter, RawRecord
+from airflow_provider_fulfillment.vendors import VendorDeclaration
 from airflow_provider_fulfillment.windows import Window, partial_iso_date
 
 log = logging.getLogger(__name__)
 
-# Class attributes every vendor hook declares (beside the abstract methods it implements).
-VENDOR_CONTRACT = (
-    "conn_type", "hook_name", "vendor", "default_conn_name", "default_base_url", "login_label",
-    "accepts_token", "default_window_field", "filters",
+# What a vendor hook supplies beside its declaration: the abstract methods below, and `filters`.
+VENDOR_CONTRACT = ("filters",)
+# The hook class attributes taken from its `VendorDeclaration` (see vendors.py), read-only copies.
+DECLARED = (
+    "conn_type", "vendor", "default_conn_name", "default_base_url", "login_label", "accepts_token",
+    "default_window_field", "identity_fields", "state_filter", "orders_are_shipments",
 )  # fmt: skip
 
 Resource = Literal["orders", "shipments"]
@@ -84,29 +87,36 @@ class FulfillmentHook(BaseHook):
     """
 
     conn_name_attr = "conn_id"
-    # The vendor's declaration: each vendor hook states these once, and get_provider_info(),
-    # get_hook and the operators read them (checked when the class is defined, see VENDOR_CONTRACT).
+    # The vendor's declaration (vendors.py): each vendor hook binds one, once, and get_provider_info(),
+    # get_hook, the operators and the sandbox read the same object. The attributes below are copied
+    # from it when the class is defined.
+    declaration: ClassVar[VendorDeclaration]
     default_conn_name: ClassVar[str]
     conn_type: ClassVar[str]
     hook_name: ClassVar[str]
     vendor: ClassVar[str]
     default_base_url: ClassVar[str]
     login_label: ClassVar[str]
-    # Whether the connection may carry a ready bearer token in extra `token`.
     accepts_token: ClassVar[bool]
     default_window_field: ClassVar[Mapping[str, str]]
-    # What identifies one record of each resource (DESIGN: DropStream/Stream `id`; DCL orders
-    # (`account_number`, `order_number`): order numbers are unique only within an account).
-    identity_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {"orders": ("id",), "shipments": ("id",)}
+    identity_fields: ClassVar[Mapping[str, tuple[str, ...]]]
+    state_filter: ClassVar[str | None]
+    orders_are_shipments: ClassVar[bool]
     # Filter names accepted per resource, mapped to a validator returning the value to send.
     filters: ClassVar[Mapping[str, Mapping[str, Callable[[str, Any], Any]]]]
-    # The server-side filter on a raw state, if the vendor has one (`state=`, `status=`).
-    state_filter: ClassVar[str | None] = None
-    # A vendor whose order is itself the shipment (Stream): its states are the orders' states.
-    orders_are_shipments: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        declaration = getattr(cls, "declaration", None)
+        if not isinstance(declaration, VendorDeclaration):
+            raise TypeError(f"{cls.__name__} binds no VendorDeclaration (declaration = vendors.X)")
+        if "declaration" in vars(cls) and declaration.hook_class != f"{cls.__module__}.{cls.__name__}":
+            raise TypeError(
+                f"{cls.__name__} binds the declaration of {declaration.hook_class}; each vendor is declared once"
+            )
+        for name in DECLARED:
+            setattr(cls, name, getattr(declaration, name))
+        cls.hook_name = declaration.name
         missing = [name for name in VENDOR_CONTRACT if not hasattr(cls, name)]
         missing += [
             name
@@ -149,10 +159,7 @@ class FulfillmentHook(BaseHook):
         """This vendor's entry of get_provider_info()["connection-types"], from its declaration."""
         from airflow_provider_fulfillment import connection_type
 
-        hook = f"{cls.__module__.rpartition('hooks.')[2]}.{cls.__name__}"
-        return connection_type(
-            cls.conn_type, hook, cls.hook_name, cls.default_base_url, cls.login_label, token=cls.accepts_token
-        )
+        return connection_type(cls.declaration)
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from airflow_provider_fulfillment import vendors
 from airflow_provider_fulfillment.hooks.base import (
     FulfillmentHook,
     Query,
@@ -164,18 +165,7 @@ class DclHook(FulfillmentHook):
     `order_number`. Offset-less DCL times are US Pacific.
     """
 
-    conn_type = "dcl"
-    default_conn_name = "dcl_default"
-    hook_name = "DCL"
-    vendor = "dcl"
-    default_base_url = "https://api.dclcorp.com/api/v1"
-    login_label = "Account login"
-    accepts_token = False
-    default_window_field: ClassVar[Mapping[str, str]] = {"orders": "modified_at", "shipments": "modified_at"}
-    identity_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        "orders": ("account_number", "order_number"),
-        "shipments": ("ship_id",),
-    }
+    declaration = vendors.DCL
     _order_filters: ClassVar[Mapping[str, Any]] = {
         "status": text_value,
         "order_numbers": comma_list,

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from airflow_provider_fulfillment import vendors
 from airflow_provider_fulfillment.hooks.base import (
     FulfillmentHook,
     Query,
@@ -86,15 +87,7 @@ class DropStreamHook(FulfillmentHook):
     Records come in ascending id within each window part, parts in time order.
     """
 
-    conn_type = "dropstream"
-    default_conn_name = "dropstream_default"
-    hook_name = "DropStream"
-    vendor = "dropstream"
-    default_base_url = "https://api.getdropstream.com"
-    login_label = "API user"
-    accepts_token = True
-    state_filter = "state"
-    default_window_field: ClassVar[Mapping[str, str]] = {"orders": "created_at", "shipments": "created_at"}
+    declaration = vendors.DROPSTREAM
     # Most results a page-based query returns; more means `max_total_reached` and a cut set.
     result_cap: int = DROPSTREAM_RESULT_CAP
     filters: ClassVar[Mapping[str, Mapping[str, Any]]] = {

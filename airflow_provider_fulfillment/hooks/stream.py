@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from airflow_provider_fulfillment import vendors
 from airflow_provider_fulfillment.errors import FulfillmentAPIError
 from airflow_provider_fulfillment.hooks.base import (
     FulfillmentHook,
@@ -35,16 +36,7 @@ class StreamHook(FulfillmentHook):
     filter: a window reads every page (of the `status` asked for) and keeps the records inside it.
     """
 
-    conn_type = "stream"
-    default_conn_name = "stream_default"
-    hook_name = "Stream"
-    vendor = "stream"
-    default_base_url = "https://orders-api-production.vatit-stream.com/client_api/v2"
-    login_label = "Email"
-    accepts_token = True
-    state_filter = "status"
-    orders_are_shipments = True
-    default_window_field: ClassVar[Mapping[str, str]] = {"orders": "created_at", "shipments": "created_at"}
+    declaration = vendors.STREAM
     _filters: ClassVar[Mapping[str, Any]] = {
         "status": one_of(states.known_states("stream", "orders"), "Stream order status"),
     }

@@ -53,6 +53,7 @@ from airflow_provider_fulfillment.rules.alerts import (
     message,
 )
 from airflow_provider_fulfillment.rules.types import FINDING_KINDS, Notification
+from airflow_provider_fulfillment.vendors import VENDORS as DECLARED_VENDORS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from airflow_provider_fulfillment.hooks.base import FulfillmentHook
 
 RESOURCES = ("orders", "shipments")
-VENDOR_NAMES = {"dropstream": "DropStream", "dcl": "DCL", "stream": "Stream"}
+VENDOR_NAMES = {conn_type: vendor.name for conn_type, vendor in DECLARED_VENDORS.items()}
 
 
 def error_states(vendor: str, resource: str) -> list[str]:

@@ -43,6 +43,7 @@ from airflow_provider_fulfillment.operators._storage import (
 )
 from airflow_provider_fulfillment.operators.links import ExtractOutputLink
 from airflow_provider_fulfillment.rawpages import RawRecord
+from airflow_provider_fulfillment.vendors import VENDORS as DECLARED_VENDORS
 from airflow_provider_fulfillment.windows import Window, to_aware_datetime
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_fulfillment.hooks.base import FulfillmentHook
 
-VENDORS = ("dropstream", "dcl", "stream")
+VENDORS = tuple(DECLARED_VENDORS)
 RESOURCES = ("orders", "shipments")
 ASSET_SCHEME = "fulfillment"
 

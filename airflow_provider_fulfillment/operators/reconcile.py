@@ -45,13 +45,14 @@ from airflow_provider_fulfillment.operators.links import FulfillmentRunLink, Rec
 from airflow_provider_fulfillment.operators.report import report_for_run
 from airflow_provider_fulfillment.rules.reconcile import CLOSED_STATES, ReconcilePolicy, reconcile
 from airflow_provider_fulfillment.rules.types import FINDING_KINDS, Finding, FindingRow, RunRef
+from airflow_provider_fulfillment.vendors import VENDORS as DECLARED_VENDORS
 from airflow_provider_fulfillment.windows import to_aware_datetime
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 KINDS: tuple[str, ...] = FINDING_KINDS
-VENDORS: tuple[str, ...] = ("dropstream", "dcl", "stream")
+VENDORS: tuple[str, ...] = tuple(DECLARED_VENDORS)
 DEFAULT_LEDGER_CONN_ID = "fulfillment_ledger"
 SHOWN = 20  # keys listed per delta in the XCom summary
 

@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_fulfillment.vendors import VENDORS
+
 from .app import SandboxApp, SandboxConfig
 from .counters import Counters
 from .faults import Faults
@@ -69,21 +71,21 @@ def split_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def conn_env(base_url: str, config: SandboxConfig) -> dict[str, str]:
-    """The ``AIRFLOW_CONN_*`` values (JSON) of the default connections, pointing at ``base_url``."""
-    return {
-        "AIRFLOW_CONN_DROPSTREAM_DEFAULT": json.dumps(
-            {"conn_type": "dropstream", "host": f"{base_url}/dropstream",
-             "login": config.dropstream_user, "password": config.dropstream_password}
-        ),
-        "AIRFLOW_CONN_DCL_DEFAULT": json.dumps(
-            {"conn_type": "dcl", "host": f"{base_url}/dcl/api/v1",
-             "login": config.dcl_login, "password": config.dcl_password}
-        ),
-        "AIRFLOW_CONN_STREAM_DEFAULT": json.dumps(
-            {"conn_type": "stream", "host": f"{base_url}/stream/client_api/v2",
-             "login": config.stream_email, "password": config.stream_password}
-        ),
-    }  # fmt: skip
+    """The ``AIRFLOW_CONN_*`` values (JSON) of every declared vendor's default connection, pointing
+    at its mount under ``base_url`` (``/<conn type>`` + the API's path, as ``sandbox.app`` mounts it)."""
+    credentials = {
+        "dropstream": (config.dropstream_user, config.dropstream_password),
+        "dcl": (config.dcl_login, config.dcl_password),
+        "stream": (config.stream_email, config.stream_password),
+    }
+    env = {}
+    for conn_type, vendor in VENDORS.items():
+        login, password = credentials[conn_type]
+        host = f"{base_url}/{conn_type}{vendor.api_path}"
+        env[f"AIRFLOW_CONN_{vendor.default_conn_name.upper()}"] = json.dumps(
+            {"conn_type": conn_type, "host": host, "login": login, "password": password}
+        )
+    return env
 
 
 class SandboxServer:

@@ -12,6 +12,7 @@ import httpx
 from airflow_provider_fulfillment.sandbox.__main__ import _parser, build_config
 from airflow_provider_fulfillment.sandbox.app import DEFAULT_CREDENTIALS
 from airflow_provider_fulfillment.sandbox.testing import run_sandbox
+from airflow_provider_fulfillment.vendors import VENDORS
 
 
 def _fetch_all(url: str) -> list[bytes]:
@@ -88,7 +89,7 @@ def test_cli_serves_and_prints_connections(tmp_path):
     )  # fmt: skip
     try:
         header = proc.stdout.readline()
-        exports = [proc.stdout.readline() for _ in range(3)]
+        exports = [proc.stdout.readline() for _ in VENDORS]
         url = re.search(r"on (http://127\.0\.0\.1:\d+) ", header).group(1)
         conns = {}
         for line in exports:
@@ -98,6 +99,11 @@ def test_cli_serves_and_prints_connections(tmp_path):
             "AIRFLOW_CONN_DROPSTREAM_DEFAULT",
             "AIRFLOW_CONN_DCL_DEFAULT",
             "AIRFLOW_CONN_STREAM_DEFAULT",
+        }
+        # every declared vendor, under its default connection's name, with its declared conn type
+        assert {name: conn["conn_type"] for name, conn in conns.items()} == {
+            f"AIRFLOW_CONN_{vendor.default_conn_name.upper()}": vendor.conn_type
+            for vendor in VENDORS.values()
         }
         assert conns["AIRFLOW_CONN_DROPSTREAM_DEFAULT"] == {
             "conn_type": "dropstream", "host": f"{url}/dropstream",
