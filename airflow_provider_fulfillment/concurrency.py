@@ -8,12 +8,15 @@ rate it paces to (lowered multiplicatively on each 429, raised additively while 
 (`max_requests_per_second` on the connection) is never exceeded.
 
 `AimdState` is the pure decision logic (every method takes `now`), unit-tested with a fake clock;
-`Controller` adds the blocking and locking, and `controller_for` gives every hook and thread of a
-process the same controller for one connection.
+`Controller` adds the blocking and locking (`acquire` for threads, `aacquire` for coroutines, one
+state for both), and `controller_for` gives every hook, thread and trigger of a process the same
+controller for one connection: a triggerer's event loop and a worker's threads share one budget.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -208,7 +211,8 @@ class AimdState:
 
 
 class Controller:
-    """`AimdState` behind a lock, with blocking admission: `with controller.slot() as done: ...`."""
+    """`AimdState` behind a lock, with blocking admission for threads and awaitable admission for
+    coroutines: `started = acquire()` / `await aacquire()`, then `release(started, status)`."""
 
     def __init__(
         self,
@@ -218,31 +222,64 @@ class Controller:
         self.state = state
         self._clock = clock
         self._changed = threading.Condition()
+        # Coroutines waiting for a slot, each with its loop: a release from any thread wakes them.
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     @property
     def stats(self) -> Stats:
         return self.state.stats
+
+    def _admit(self, deadline: float | None) -> tuple[float | None, float | None]:
+        """Under the lock: (start time, None) if a request may start now, else (None, how long to
+        wait at most: None until a release)."""
+        now = self._clock()
+        wait = self.state.wait_before_start(now)
+        if wait <= 0:
+            return self.state.start(now), None
+        if deadline is not None and now >= deadline:
+            raise TimeoutError("no request slot within the timeout")
+        bound = None if wait == float("inf") else wait
+        if deadline is not None:
+            bound = min(bound if bound is not None else deadline - now, deadline - now)
+        return None, bound
 
     def acquire(self, timeout: float | None = None) -> float:
         """Block until a request may start; returns its start time (pass it to `release`)."""
         deadline = None if timeout is None else self._clock() + timeout
         with self._changed:
             while True:
-                now = self._clock()
-                wait = self.state.wait_before_start(now)
-                if wait <= 0:
-                    return self.state.start(now)
-                if deadline is not None and now >= deadline:
-                    raise TimeoutError("no request slot within the timeout")
-                bound = None if wait == float("inf") else wait
-                if deadline is not None:
-                    bound = min(bound if bound is not None else deadline - now, deadline - now)
+                started, bound = self._admit(deadline)
+                if started is not None:
+                    return started
                 self._changed.wait(bound)
 
+    async def aacquire(self, timeout: float | None = None) -> float:
+        """`acquire` for a coroutine: waits without blocking its event loop (the lock is only held
+        for a decision, never across a wait), woken by any thread's or coroutine's release."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else self._clock() + timeout
+        while True:
+            with self._changed:
+                started, bound = self._admit(deadline)
+                if started is not None:
+                    return started
+                woken: asyncio.Future[None] = loop.create_future()
+                self._async_waiters.append((loop, woken))
+            try:
+                await asyncio.wait((woken,), timeout=bound)
+            finally:
+                with self._changed, contextlib.suppress(ValueError):
+                    self._async_waiters.remove((loop, woken))
+
     def release(self, started: float, status: int | None, retry_after: float | None = None) -> None:
+        """A request admitted at `started` ended with `status`; safe from threads and coroutines."""
         with self._changed:
             self.state.finish(started, self._clock(), status, retry_after)
             self._changed.notify_all()
+            waiters, self._async_waiters = self._async_waiters, []
+        for loop, woken in waiters:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nobody waits there
+                loop.call_soon_threadsafe(_wake, woken)
 
     def retried(self) -> None:
         with self._changed:
@@ -276,6 +313,11 @@ class Controller:
                 "peak_concurrency_limit": now.peak_limit,
                 "paused_seconds": round(now.paused_seconds - baseline.paused_seconds, 3),
             }
+
+
+def _wake(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
 
 
 _registry: dict[tuple[str, str], Controller] = {}

@@ -313,7 +313,7 @@ class HttpCore:
         self._client: httpx.Client | None = None
         self._async_client: httpx.AsyncClient | None = None
         self._scrubber = settings.scrubber()
-        # Shared by every hook and thread of this connection in the process (sync requests).
+        # Shared by every hook, thread and trigger of this connection in the process.
         self.controller = controller_for(
             settings.conn_id,
             settings.base_url,
@@ -400,25 +400,39 @@ class HttpCore:
 
     def _send_once(self, method: str, path: str, params: Any, json: Any, parse: Any) -> Any:
         log.debug("%s %s %s", method, path, safe_params(params))
-        controller = self.controller
-        started = controller.acquire()
-        status: int | None = None
-        pause: float | None = None
+        started = self.controller.acquire()
+        response: httpx.Response | None = None
         try:
             response = self.client.request(method, _relative(path), params=_query(params), json=json)
-            status = response.status_code
-            # Retry-After pauses the whole connection (tests with a fake sleep wait on their own).
-            if status in (429, 503) and self._sleep is None:
-                asked = retry_after_seconds(response)
-                pause = None if asked is None else min(asked, self.settings.max_wait)
         finally:
-            controller.release(started, status, pause)
+            self._release(started, response, self._sleep)
         return _parsed(self._check(response), parse)
 
     async def _asend_once(self, method: str, path: str, params: Any, json: Any, parse: Any) -> Any:
+        """The same admission as `_send_once`, awaited: a trigger's polls share the connection's
+        controller (its limit, learnt rate, budget and Retry-After pause) with every thread."""
         log.debug("%s %s %s", method, path, safe_params(params))
-        response = await self.async_client.request(method, _relative(path), params=_query(params), json=json)
+        started = await self.controller.aacquire()
+        response: httpx.Response | None = None
+        try:
+            response = await self.async_client.request(
+                method, _relative(path), params=_query(params), json=json
+            )
+        finally:
+            self._release(started, response, self._asleep)
         return _parsed(self._check(response), parse)
+
+    def _release(self, started: float, response: httpx.Response | None, fake_sleep: Any) -> None:
+        """Tell the controller how a request ended (None: no answer). A 429/503's Retry-After
+        pauses the whole connection; tests with a fake sleep wait on their own, so theirs do not."""
+        if response is None:
+            self.controller.release(started, None)
+            return
+        pause = None
+        if response.status_code in (429, 503) and fake_sleep is None:
+            asked = retry_after_seconds(response)
+            pause = None if asked is None else min(asked, self.settings.max_wait)
+        self.controller.release(started, response.status_code, pause)
 
     @staticmethod
     def _check(response: httpx.Response) -> httpx.Response:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import pytest
 
@@ -165,3 +167,76 @@ def test_read_ahead_follows_the_limit_not_the_ceiling():
     assert controller.read_ahead() == 16
     controller.state.limit = 1.0
     assert controller.read_ahead() == 2
+
+
+def test_coroutines_and_threads_share_one_limit():
+    """A triggerer's event loop and a worker's threads on one connection: one limit for both."""
+    controller = Controller(AimdState(initial=3, ceiling=3))
+    inside, peak, lock = [0], [0], threading.Lock()
+
+    def enter() -> None:
+        with lock:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+
+    def leave() -> None:
+        with lock:
+            inside[0] -= 1
+
+    def thread_work() -> None:
+        started = controller.acquire()
+        enter()
+        time.sleep(0.002)
+        leave()
+        controller.release(started, 200)
+
+    async def coroutine_work() -> None:
+        started = await controller.aacquire()
+        enter()
+        await asyncio.sleep(0.002)
+        leave()
+        controller.release(started, 200)
+
+    async def both() -> None:
+        threads = [threading.Thread(target=thread_work) for _ in range(15)]
+        for t in threads:
+            t.start()
+        await asyncio.gather(*(coroutine_work() for _ in range(15)))
+        for t in threads:
+            await asyncio.to_thread(t.join)
+
+    asyncio.run(both())
+    assert peak[0] == 3 and controller.stats.requests == 30 and controller.state.in_flight == 0
+    assert controller._async_waiters == []  # no waiter left behind
+
+
+def test_a_thread_release_wakes_a_waiting_coroutine():
+    controller = Controller(AimdState(initial=1, ceiling=1))
+    held = controller.acquire()
+
+    async def wait_for_slot() -> float:
+        threading.Timer(0.05, controller.release, (held, 200)).start()
+        return await controller.aacquire(timeout=5)
+
+    asyncio.run(wait_for_slot())
+    assert controller.stats.requests == 2 and controller.state.in_flight == 1
+
+
+def test_retry_after_from_a_thread_pauses_coroutines_too():
+    controller = Controller(AimdState(initial=4, ceiling=4))
+    controller.release(controller.acquire(), 429, retry_after=0.3)
+    paused_at = time.monotonic()
+
+    async def next_start() -> float:
+        await controller.aacquire()
+        return time.monotonic()
+
+    assert asyncio.run(next_start()) - paused_at >= 0.3
+
+
+def test_aacquire_times_out_when_no_slot_frees():
+    controller = Controller(AimdState(initial=1, ceiling=1))
+    controller.acquire()
+    with pytest.raises(TimeoutError):
+        asyncio.run(controller.aacquire(timeout=0.01))
+    assert controller._async_waiters == []
