@@ -11,7 +11,10 @@
 - Parquet has a schema fixed by the record's model class (not inferred per batch, which would drift):
   scalar fields become typed columns (timestamps in UTC, money as exact decimal strings), nested
   objects and lists become JSON text columns, and fields the vendor sent that the model does not
-  declare go to one `_extra` JSON column; it is written in bounded row groups.
+  declare go to one `_extra` JSON column; it is written in bounded row groups. Vendor records come
+  as their bytes and are typed a row group at a time by pyarrow's JSON reader (`RawBatchColumns`),
+  not through models; nested columns then hold the vendor's own JSON text of the value (it reads
+  back to the same model as the model's re-serialization did).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from airflow.sdk import ObjectStoragePath
 
@@ -45,6 +48,7 @@ KIND_KEY = b"fulfillment:kind"
 MODEL_KEY = b"fulfillment:model"
 _LOCAL_PROTOCOLS = ("", "file", "local")
 _FLUSH_BYTES = 1 << 20
+_RAW_CHUNK_BYTES = 1 << 20  # vendor bytes typed at once (~300 DropStream orders): bounds the reader's buffers
 
 
 # --------------------------------------------------------------------------- paths
@@ -316,7 +320,12 @@ def _json_text(value: Any) -> str:
 
 
 class ParquetWriter:
-    """Records of one model class into Parquet, in row groups of `row_group_size` (bounded memory)."""
+    """Records of one model class into Parquet, in row groups of `row_group_size` (bounded memory).
+
+    Records kept as the vendor's bytes (`write_raw`) are converted a row group at a time by
+    `RawBatchColumns` (pyarrow's JSON reader, no models, no dicts); models and dicts (`write`) go
+    through the model. Both give the same schema, so files and row groups concatenate.
+    """
 
     def __init__(
         self, sink: Any, model: type[BaseModel], compression: str | None = None, row_group_size: int = 10_000
@@ -324,11 +333,18 @@ class ParquetWriter:
         require_pyarrow()
         import pyarrow.parquet as pq
 
+        self._model = model
         self._schema = parquet_schema(model)
         self._columns = columns_of(model)
         self._json_fields = {name for name, kind in self._columns if kind == "json" and name != EXTRA_COLUMN}
         self._row_group_size = max(1, int(row_group_size))
         self._rows: list[dict[str, Any]] = []
+        self._raw: list[bytes] = []  # vendor bytes not yet typed
+        self._raw_size = 0
+        self._typed: list[Any] = []  # Arrow tables of this row group, typed from the bytes
+        self._typed_rows = 0
+        self._raw_columns: RawBatchColumns | None = None
+        self.fallback_batches = 0  # raw chunks that needed the model (unknown fields, odd values)
         self._writer = pq.ParquetWriter(
             sink, self._schema, compression=compression or "snappy", write_statistics=True
         )
@@ -351,22 +367,176 @@ class ParquetWriter:
             row[name] = None if value is None else str(value) if kind == "decimal" else value
         return row
 
-    def write(self, record: BaseModel) -> None:
-        self._rows.append(self.row(record))
+    def write(self, record: BaseModel | dict[str, Any]) -> None:
+        if self._raw or self._typed:
+            self._flush()
+        if type(record) is dict:
+            record = self._model.model_validate(record)
+        self._rows.append(self.row(record))  # type: ignore[arg-type]
         if len(self._rows) >= self._row_group_size:
             self._flush()
 
-    def _flush(self) -> None:
-        if not self._rows:
-            return
+    def write_raw(self, raw: bytes) -> None:
+        """One record as the vendor's JSON bytes. They are typed in chunks of a few MB and held as
+        Arrow columns (a fraction of the JSON's size) until a row group is full."""
+        if self._rows:
+            self._flush()
+        self._raw.append(raw)
+        self._raw_size += len(raw)
+        if self._typed_rows + len(self._raw) >= self._row_group_size:
+            self._flush()
+        elif self._raw_size >= _RAW_CHUNK_BYTES:
+            self._type_raw()
+
+    def _type_raw(self) -> None:
         import pyarrow as pa
 
-        self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
-        self._rows = []
+        if not self._raw:
+            return
+        if self._raw_columns is None:
+            self._raw_columns = RawBatchColumns(self._model, self._schema)
+        table = self._raw_columns.table(self._raw)
+        if table is None:  # something the reader cannot type as the model does: the model decides
+            self.fallback_batches += 1
+            model = self._model
+            table = pa.Table.from_pylist(
+                [self.row(model.model_validate_json(raw)) for raw in self._raw], schema=self._schema
+            )
+        self._typed.append(table)
+        self._typed_rows += table.num_rows
+        self._raw, self._raw_size = [], 0
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        self._type_raw()
+        if self._typed:
+            self._writer.write_table(pa.concat_tables(self._typed))  # one row group
+            self._typed, self._typed_rows = [], 0
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
 
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+
+def _native_datetime(info: Any) -> bool:
+    """Whether a datetime field reads as Arrow reads ISO 8601: an offset or `Z`, else UTC (DropStream)."""
+    from airflow_provider_fulfillment.models._types import parse_dropstream_datetime
+
+    return any(getattr(meta, "func", None) is parse_dropstream_datetime for meta in info.metadata)
+
+
+class RawBatchColumns:
+    """A row group of vendor record bytes to an Arrow table of the model's Parquet schema, without models.
+
+    - Integer, float, boolean and text fields, and DropStream's ISO 8601 times, are typed by
+      pyarrow's JSON reader (`pyarrow.json.read_json` with the schema given, never inferred).
+    - Other times and money go through the model's own field validator once per distinct value
+      (DCL's Pacific-local times, Stream's `2025/08/04 11:48:40 UTC`, exact `Decimal` text).
+    - Nested objects and lists are the vendor's own JSON text of the value (msgspec `Raw` slices):
+      the same value as the model's re-serialization, spelled as the vendor sent it.
+
+    `table` returns None when the batch holds what only the model can type (a field the model does
+    not declare, which belongs in `_extra`; a number where text is declared; "" for a number...):
+    the caller then converts that batch through the model, so the output means the same either way.
+    """
+
+    def __init__(self, model: type[BaseModel], schema: Any) -> None:
+        import msgspec
+        import pyarrow as pa
+        from pydantic import TypeAdapter
+
+        self._schema = schema
+        fields = model.model_fields
+        kinds = dict(columns_of(model))
+        native = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
+        read: list[Any] = []
+        self._validated: dict[str, Any] = {}  # column -> TypeAdapter of the field (per distinct value)
+        self._text: list[str] = []  # JSON-text columns, from the raw slices
+        for name, kind in kinds.items():
+            if name == EXTRA_COLUMN:
+                continue
+            if kind in native:
+                read.append(pa.field(name, native[kind]))
+            elif kind == "datetime" and _native_datetime(fields[name]):
+                read.append(pa.field(name, pa.timestamp("us", tz="UTC")))
+            elif kind == "json":
+                self._text.append(name)
+            else:
+                self._validated[name] = TypeAdapter(_annotated(fields[name]))
+        self._read_schema = pa.schema(read)
+        slices = msgspec.defstruct(
+            "RecordSlices",
+            [(name, msgspec.Raw, None) for name in fields],
+            forbid_unknown_fields=True,  # a field the model does not declare: the model's `_extra`
+        )
+        self._decoder = msgspec.json.Decoder(list[slices])  # type: ignore[valid-type]
+        self._raw_names = [name for name in kinds if name in self._validated or name in self._text]
+
+    def table(self, raws: list[bytes]) -> Any:
+        import msgspec
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        try:
+            records = self._decoder.decode(b"[" + b",".join(raws) + b"]")
+        except msgspec.ValidationError:
+            return None
+        lines = b"\n".join(raws)
+        try:
+            read = pj.read_json(
+                pa.BufferReader(lines),
+                # one block, one thread: the chunk is small, and more threads would only add buffers
+                read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(lines) + 1)),
+                parse_options=pj.ParseOptions(
+                    explicit_schema=self._read_schema, unexpected_field_behavior="ignore"
+                ),
+            )
+        except pa.ArrowInvalid:
+            return None
+        if read.num_rows != len(raws):
+            return None
+        columns: dict[str, Any] = {name: read.column(name) for name in read.column_names}
+        try:
+            for name in self._raw_names:
+                columns[name] = self._column(name, [getattr(record, name) for record in records])
+        except ValueError:  # a value the field's validator refuses: the model path raises it in its words
+            return None
+        arrays = [
+            columns[field.name] if field.name in columns else pa.nulls(len(raws), field.type)
+            for field in self._schema
+        ]
+        return pa.Table.from_arrays(arrays, schema=self._schema)
+
+    def _column(self, name: str, slices: list[Any]) -> Any:
+        import msgspec
+        import pyarrow as pa
+
+        kind = self._schema.field(name).type
+        if name in self._text:
+            texts = [None if raw is None or bytes(raw) == b"null" else bytes(raw).decode() for raw in slices]
+            return pa.array(texts, kind)
+        adapter = self._validated[name]
+        seen: dict[bytes, Any] = {}
+        values = []
+        for raw in slices:
+            if raw is None:
+                values.append(None)
+                continue
+            text = bytes(raw)
+            if text not in seen:
+                value = adapter.validate_python(msgspec.json.decode(text))
+                seen[text] = None if value is None else str(value) if pa.types.is_string(kind) else value
+            values.append(seen[text])
+        return pa.array(values, kind)
+
+
+def _annotated(info: Any) -> Any:
+    """A field's annotation with its validators (`Annotated[type, *metadata]`)."""
+    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
 
 
 def _parquet_rows(raw: Any, batch_size: int = 10_000) -> Iterator[dict[str, Any]]:

@@ -317,11 +317,12 @@ class FulfillmentExtractOperator(BaseOperator):
                 f"{self.task_id}: vendor={self.vendor!r} was given, but connection '{self.conn_id}' "
                 f"is a {vendor} connection"
             )
-        # Raw JSON lines need no model and no dicts: the hook's "bytes" mode yields each record as
+        # Vendor records need no model and no dicts: the hook's "bytes" mode yields each record as
         # the vendor's exact bytes with only identity, window and state decoded (same exactly-once
-        # and window guarantees), written unchanged. DCL shipments, which the client assembles
-        # from their orders, come as dicts and are serialized.
-        raw: bool | str = "bytes" if self.format == "jsonl" and not self.normalized else False
+        # and window guarantees). JSON lines write them unchanged; Parquet types them a row group
+        # at a time with pyarrow's JSON reader. DCL shipments, which the client assembles from
+        # their orders, come as dicts.
+        raw: bool | str = False if self.normalized else "bytes"
         try:
             records = hook.iter_records(
                 self.resource,
@@ -358,7 +359,10 @@ class FulfillmentExtractOperator(BaseOperator):
                 writer: Any = ParquetWriter(sink, model, self.compression, self.row_group_size)
                 for record in records:
                     watch(record)
-                    writer.write(normalize(resource, record) if self.normalized else record)
+                    if type(record) is RawRecord:
+                        writer.write_raw(record.raw)
+                    else:
+                        writer.write(normalize(resource, record) if self.normalized else record)
                     progress.tick()
             else:
                 writer = JsonLinesWriter(sink, self.compression)
