@@ -39,6 +39,7 @@ class Dialect:
     ts: str
     json: str
     placeholder: str
+    raw_json: str  # the raw vendor JSON's column type
     seq_column: str  # the staging table's row number column
     temp_table_options = ""  # what follows a temp table's name (PostgreSQL: ON COMMIT DROP)
 
@@ -52,10 +53,6 @@ class Dialect:
     def ts_value(self, value: Any) -> datetime | None:
         raise NotImplementedError
 
-    def json_param(self, text: str | None) -> Any:
-        """A JSON document (already serialized) as the driver sends it."""
-        return text
-
     def json_value(self, value: Any) -> Any:
         """A JSON column as Python data (PostgreSQL's driver has already parsed JSONB)."""
         if value is None or not isinstance(value, (str, bytes)):
@@ -68,6 +65,13 @@ class Dialect:
 
     def ddl(self, text: str) -> str:
         return text.format(ts=self.ts, json=self.json)
+
+    def json_from_text(self, expression: str) -> str:
+        """A staged JSON text as a JSON column's type (parsed once, on write, for the rows written)."""
+        return expression
+
+    def lock_for_merge(self, cursor: Any, table: str) -> None:
+        """Keep other writers of `table` out until commit, so "which records exist" stays true."""
 
     # ---------------------------------------------------------------- transactions
     @contextmanager
@@ -98,7 +102,7 @@ class Dialect:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
         cursor.execute(f"CREATE TEMP TABLE {table}{self.temp_table_options} AS {select}")
 
-    def analyze(self, cursor: Any, table: str) -> None:
+    def analyze(self, cursor: Any, table: str, columns: Sequence[str]) -> None:
         """Give the planner the staged row count (a fresh temp table has no statistics)."""
 
     def stream(self, query: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -109,6 +113,7 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     ts = "TEXT"
     json = "TEXT"
+    raw_json = "TEXT"
     placeholder = "?"
     # The rowid: joining the rank table back to the staged rows is a lookup, not a temporary index.
     seq_column = "seq INTEGER PRIMARY KEY"
@@ -178,11 +183,9 @@ class SqliteDialect(Dialect):
             connection.close()
 
 
-_PG_TYPES = {"ts": "timestamptz", "json": "jsonb", "text": "text", "int": "int8"}
-
-
-def _already_json(text: str) -> str:
-    return text
+# Staged JSON travels as text: the server parses it once, into the stored column, and only for
+# the rows that are written (a rerun parses nothing).
+_PG_TYPES = {"ts": "timestamptz", "json": "text", "text": "text", "int": "int8"}
 
 
 def prepare_sqlite(connection: Any) -> None:
@@ -199,6 +202,9 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     ts = "TIMESTAMPTZ"
     json = "JSONB"
+    # Kept as the vendor sent it, byte for byte, and checked rather than parsed into a tree
+    # (schema migration 5); its binary COPY format is the text itself.
+    raw_json = "JSON"
     placeholder = "%s"
     seq_column = "seq BIGINT NOT NULL"  # joined by hash; an index would only slow the COPY
 
@@ -247,15 +253,16 @@ class PostgresDialect(Dialect):
     def lock_migrations(self, cursor: Any) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('fulfillment_schema_version'))")
 
-    def analyze(self, cursor: Any, table: str) -> None:
-        cursor.execute(f"ANALYZE {table}")
+    def analyze(self, cursor: Any, table: str, columns: Sequence[str]) -> None:
+        # The join columns only: sampling the wide JSON columns would cost more than it tells.
+        cursor.execute(f"ANALYZE {table} ({', '.join(columns)})")
 
-    def json_param(self, text: str | None) -> Any:
-        if text is None or not self.psycopg3:
-            return text
-        from psycopg.types.json import Jsonb
+    def json_from_text(self, expression: str) -> str:
+        return f"CAST({expression} AS JSONB)"
 
-        return Jsonb(text, dumps=_already_json)
+    def lock_for_merge(self, cursor: Any, table: str) -> None:
+        # Self-conflicting, so merges of one table queue; readers (plain SELECT) are never blocked.
+        cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
 
     def stage(
         self,

@@ -162,6 +162,22 @@ _STATE_CHANGE_COLUMNS = (
     "observed_at", "changed_at", "dag_id", "run_id",
 )  # fmt: skip
 
+
+class _StagedShape:
+    """What the staged rows hold, collected while they stream (for the write paths' choices)."""
+
+    MAX_OBSERVED = 100  # beyond that many observation times, assume a state change may conflict
+
+    def __init__(self) -> None:
+        self.accounts: set[str] = set()
+        self.observed_times: set[Any] = set()
+
+    @property
+    def observed(self) -> set[Any] | None:
+        """The distinct observation times staged, or None when there were too many to look up."""
+        return self.observed_times if len(self.observed_times) <= self.MAX_OBSERVED else None
+
+
 _STAGE = "fulfillment_stage"
 _RANKED = "fulfillment_stage_ranked"
 
@@ -275,7 +291,7 @@ class Ledger:
             current = cursor.fetchone()[0] or 0
             pending = [m for m in schema.MIGRATIONS if m.version > current]
             for migration in pending:
-                for statement in migration.statements:
+                for statement in migration.statements_for(dialect.name):
                     cursor.execute(dialect.ddl(statement))
                 cursor.execute(
                     dialect.sql(
@@ -328,7 +344,8 @@ class Ledger:
         run = run or RunRef()
         dialect = self.dialect
         observed = utc(observed_at)
-        staged = self._stage_rows(kind, rows, observed, conn_id, account)
+        shape = _StagedShape()
+        staged = self._stage_rows(kind, rows, observed, conn_id, account, shape)
         with dialect.transaction() as cursor:
             column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
             dialect.create_temp_table(cursor, _STAGE, f"{column_types}, {dialect.seq_column}")
@@ -338,7 +355,7 @@ class Ledger:
             if count == 0:
                 cursor.execute(f"DROP TABLE {_STAGE}")
                 return MergeResult()
-            result = self._merge_staged(cursor, kind, table, run)
+            result = self._merge_staged(cursor, kind, table, run, shape, count)
             cursor.execute(f"DROP TABLE {_RANKED}")
             cursor.execute(f"DROP TABLE {_STAGE}")
             self._step("merged")
@@ -350,8 +367,15 @@ class Ledger:
         return "ts" if name in table.timestamps else "json" if name in table.json_columns else "text"
 
     def _column_type(self, table: _Table, name: str) -> str:
-        kind = self._column_kind(table, name)
-        return self.dialect.ts if kind == "ts" else self.dialect.json if kind == "json" else "TEXT"
+        """The staging column's type.
+
+        The normalized JSON columns are staged as text and parsed once, for the rows written. The
+        raw JSON is staged as its stored type (PostgreSQL `json`: the text, checked while the COPY
+        streams, when the server would otherwise wait for the client).
+        """
+        if name == "raw":
+            return self.dialect.raw_json
+        return self.dialect.ts if self._column_kind(table, name) == "ts" else "TEXT"
 
     def _stage_rows(
         self,
@@ -360,10 +384,11 @@ class Ledger:
         observed: datetime,
         conn_id: str | None,
         default_account: str,
+        shape: _StagedShape,
     ) -> Iterator[tuple[Any, ...]]:
         ts = self.dialect.ts_param
-        as_json = self.dialect.json_param
         observed_param = ts(observed)
+        accounts, observed_times, most_observed = shape.accounts, shape.observed_times, shape.MAX_OBSERVED
         for seq, item in enumerate(rows):
             row_observed, row_conn = observed_param, conn_id
             if isinstance(item, LedgerRow):
@@ -374,6 +399,9 @@ class Ledger:
             else:
                 record, raw, account, version_at = item, None, "", None
             account = account or default_account
+            accounts.add(account)
+            if len(observed_times) <= most_observed:  # bounded: past the cap, the set is not used
+                observed_times.add(row_observed)
             if kind == "order":
                 if not isinstance(record, Order):
                     raise TypeError(f"merge('orders') got a {type(record).__name__}, not a common.Order")
@@ -381,8 +409,8 @@ class Ledger:
                 yield (
                     record.vendor, account, record.id, record.number, record.status, record.raw_status,
                     ts(record.status_since), ts(record.created_at), ts(record.ordered_at),
-                    ts(record.modified_at), ts(record.ship_by), as_json(_items_text(record.items)),
-                    ts(version) if version else row_observed, row_observed, as_json(_json_text(raw)), row_conn, seq,
+                    ts(record.modified_at), ts(record.ship_by), _items_text(record.items),
+                    ts(version) if version else row_observed, row_observed, _json_text(raw), row_conn, seq,
                 )  # fmt: skip
             else:
                 if not isinstance(record, Shipment):
@@ -391,19 +419,28 @@ class Ledger:
                     )
                 version = version_at or record.status_since
                 yield (
-                    record.vendor, account, record.id, record.order_id, as_json(json.dumps(record.tracking_numbers)),
+                    record.vendor, account, record.id, record.order_id, json.dumps(record.tracking_numbers),
                     record.status, record.raw_status, ts(record.status_since), ts(record.created_at),
                     ts(record.shipped_at), ts(record.expected_delivery_at), ts(record.delivered_at),
-                    as_json(_items_text(record.items)), ts(version) if version else row_observed, row_observed,
-                    as_json(_json_text(raw)), row_conn, seq,
+                    _items_text(record.items), ts(version) if version else row_observed, row_observed,
+                    _json_text(raw), row_conn, seq,
                 )  # fmt: skip
 
-    def _merge_staged(self, cursor: Any, kind: str, table: _Table, run: RunRef) -> MergeResult:
+    def _merge_staged(
+        self, cursor: Any, kind: str, table: _Table, run: RunRef, shape: _StagedShape, staged: int
+    ) -> MergeResult:
+        """Rank the staged rows, count, then write: state changes, new records, newer versions.
+
+        Writers of the table are kept out until commit (PostgreSQL: a table lock; SQLite: the
+        write lock taken at BEGIN), so the records found missing are still missing when inserted:
+        new records are plain inserts, in key order, with no conflict check per row.
+        """
         dialect = self.dialect
         key = table.key
-        dialect.analyze(cursor, _STAGE)
+        dialect.lock_for_merge(cursor, table.name)
+        dialect.analyze(cursor, _STAGE, ("vendor", "account", key, "seq"))
         # Narrow: each staged row's rank among its record's copies in this call, beside the stored
-        # version; the wide columns (raw JSON) stay in the staging table until the upsert.
+        # version; the wide columns (raw JSON) stay in the staging table until they are written.
         dialect.create_temp_table_as(
             cursor,
             _RANKED,
@@ -412,10 +449,11 @@ class Ledger:
                 s.version_at,
                 FIRST_VALUE(s.version_at) OVER w AS best_version,
                 t.version_at AS old_version,
-                t.observed_at AS old_observed,
                 t.status AS old_status,
-                t.raw_status AS old_raw_status,
-                CASE WHEN t.{key} IS NULL THEN 0 ELSE 1 END AS existed
+                CASE WHEN t.{key} IS NULL THEN 0 ELSE 1 END AS existed,
+                CASE WHEN s.observed_at > t.observed_at THEN 1 ELSE 0 END AS observed_later,
+                CASE WHEN s.status <> t.status OR s.raw_status <> t.raw_status THEN 1 ELSE 0 END
+                    AS status_moved
             FROM {_STAGE} s
             LEFT JOIN {table.name} t
                 ON t.vendor = s.vendor AND t.account = s.account AND t.{key} = s.{key}
@@ -437,42 +475,87 @@ class Ledger:
             FROM {_RANKED}"""
         )
         inserted, updated, unchanged, stale = (int(value) for value in cursor.fetchone())
-        # A first sighting, or a newer version in another state: one row, written once.
+        state_changes = self._write_state_changes(cursor, kind, table, run, shape, all_new=inserted == staged)
+        self._step("state_changes")
+        columns = table.columns
+        values = ", ".join(self._staged_value(table, name) for name in columns)
+        if inserted == staged:
+            # Every staged row is a record the ledger has not seen (a first load): no join back.
+            source, where = f"{_STAGE} s", ""
+        else:
+            source, where = (
+                f"{_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq",
+                " WHERE r.rn = 1 AND r.existed = 0",
+            )
+        if inserted:
+            cursor.execute(
+                f"""INSERT INTO {table.name} ({", ".join(columns)}, first_seen_at)
+                SELECT {values}, s.observed_at FROM {source}{where}"""
+            )
+        # A newer version, or the same version read later (its observation time moves on).
+        assignments = ", ".join(
+            f"{name} = {self._staged_value(table, name)}"
+            for name in columns
+            if name not in ("vendor", "account", key)
+        )
+        cursor.execute(
+            f"""UPDATE {table.name} SET {assignments}
+            FROM {_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq
+            WHERE r.rn = 1 AND r.existed = 1
+                AND (r.version_at > r.old_version OR (r.version_at = r.old_version AND r.observed_later = 1))
+                AND {table.name}.vendor = s.vendor AND {table.name}.account = s.account
+                AND {table.name}.{key} = s.{key}"""
+        )
+        return MergeResult(inserted, updated, unchanged, stale, state_changes)
+
+    def _staged_value(self, table: _Table, name: str) -> str:
+        if name not in table.json_columns or name == "raw":  # raw is staged as its stored type
+            return f"s.{name}"
+        return self.dialect.json_from_text(f"s.{name}")
+
+    def _write_state_changes(
+        self, cursor: Any, kind: str, table: _Table, run: RunRef, shape: _StagedShape, *, all_new: bool
+    ) -> int:
+        """A first sighting, or a newer version in another state: one row, written once.
+
+        Rows go in key order. The per-row conflict check is skipped when no row can conflict:
+        one account staged (the key has none, so two accounts could share one), and no state
+        change of this resource yet at any of the staged observation times (an index lookup).
+        """
+        dialect = self.dialect
+        key = table.key
+        may_conflict = len(shape.accounts) != 1 or shape.observed is None
+        if not may_conflict:
+            observed = sorted(shape.observed)
+            cursor.execute(
+                dialect.sql(
+                    f"SELECT 1 FROM {schema.STATE_CHANGES} WHERE resource = ? "
+                    f"AND observed_at IN ({', '.join('?' * len(observed))}) LIMIT 1"
+                ),
+                (kind, *observed),
+            )
+            may_conflict = cursor.fetchone() is not None
         changed_at = "s.status_since, s.modified_at" if kind == "order" else "s.status_since"
+        source = (
+            f"{_STAGE} s"  # every staged row is a first sighting
+            if all_new
+            else f"""{_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq
+                WHERE r.rn = 1 AND (r.existed = 0 OR (r.version_at > r.old_version AND r.status_moved = 1))"""
+        )
         cursor.execute(
             dialect.sql(
                 f"""INSERT INTO {schema.STATE_CHANGES}
                 (vendor, resource, record_id, status, raw_status, observed_at, account,
                  previous_status, changed_at, dag_id, run_id)
                 SELECT s.vendor, ?, s.{key}, s.status, s.raw_status, s.observed_at, s.account,
-                    r.old_status, COALESCE({changed_at}, s.observed_at), ?, ?
-                FROM {_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq
-                WHERE r.rn = 1 AND (r.existed = 0 OR (r.version_at > r.old_version
-                    AND (s.status <> r.old_status OR s.raw_status <> r.old_raw_status)))
-                ON CONFLICT DO NOTHING"""
+                    {"NULL" if all_new else "r.old_status"}, COALESCE({changed_at}, s.observed_at), ?, ?
+                FROM {source}
+                ORDER BY s.vendor, s.{key}, s.status, s.raw_status, s.observed_at"""
+                + (" ON CONFLICT DO NOTHING" if may_conflict else "")
             ),
             (kind, run.dag_id, run.run_id),
         )
-        state_changes = max(cursor.rowcount, 0)
-        self._step("state_changes")
-        columns = table.columns
-        updates = ", ".join(
-            f"{name} = excluded.{name}" for name in columns if name not in ("vendor", "account", key)
-        )
-        # Only rows that change something reach the upsert (a rerun writes nothing); the WHERE on
-        # the conflict is the guard should another writer have moved the record meanwhile.
-        cursor.execute(
-            f"""INSERT INTO {table.name} ({", ".join(columns)}, first_seen_at)
-            SELECT {", ".join(f"s.{name}" for name in columns)}, s.observed_at
-            FROM {_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq
-            WHERE r.rn = 1 AND (r.existed = 0 OR r.version_at > r.old_version
-                OR (r.version_at = r.old_version AND s.observed_at > r.old_observed))
-            ON CONFLICT (vendor, account, {key}) DO UPDATE SET {updates}
-            WHERE excluded.version_at > {table.name}.version_at
-                OR (excluded.version_at = {table.name}.version_at
-                    AND excluded.observed_at > {table.name}.observed_at)"""
-        )
-        return MergeResult(inserted, updated, unchanged, stale, state_changes)
+        return max(cursor.rowcount, 0)
 
     # ---------------------------------------------------------------- records out
     def iter_records(

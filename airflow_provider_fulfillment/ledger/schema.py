@@ -29,6 +29,10 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    postgresql: tuple[str, ...] = ()  # run after `statements`, on PostgreSQL only
+
+    def statements_for(self, dialect_name: str) -> tuple[str, ...]:
+        return self.statements + (self.postgresql if dialect_name == "postgresql" else ())
 
 
 _V1_RECORDS = (
@@ -166,11 +170,19 @@ _V4_SLA = (
     )""",
 )
 
+# The vendor's raw JSON as `json`: kept byte for byte as the vendor sent it, and checked rather than
+# parsed into `jsonb` on each write (the normalized columns stay `jsonb`, the ones worth querying).
+# SQLite stores it as text already.
+_V5_RAW_AS_SENT = tuple(
+    f"ALTER TABLE {table} ALTER COLUMN raw TYPE JSON USING raw::text::json" for table in (ORDERS, SHIPMENTS)
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "records, state changes and watermarks", _V1_RECORDS),
     Migration(2, "findings and alerts with their lifecycle", _V2_LIFECYCLE),
     Migration(3, "indexes for open records, recent changes and open findings", _V3_READ_PATHS),
     Migration(4, "SLA figures for BI tools (rules.sla)", _V4_SLA),
+    Migration(5, "raw vendor JSON kept as sent (PostgreSQL: json, not jsonb)", (), _V5_RAW_AS_SENT),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -309,3 +309,31 @@ def test_a_connection_of_another_type_is_refused(monkeypatch, conn_type):
         ValueError, match=f"has type '{conn_type}'; the ledger supports 'sqlite' and 'postgres'"
     ):
         Ledger().counts()
+
+
+def test_raw_vendor_json_is_kept_byte_for_byte(ledger):
+    raw = '{"id": 7,  "b":[1, 2], "a":"\\u00e9"}'  # spacing, key order and escapes as the vendor sent them
+    ledger.merge("orders", [LedgerRow(order("7"), raw)], observed_at=T0)
+    ((stored,),) = rows_of(ledger, "SELECT CAST(raw AS TEXT) FROM fulfillment_orders")
+    assert stored == raw
+
+
+def test_a_state_change_already_recorded_at_the_same_time_is_not_written_twice(ledger):
+    """A record missing from the orders table but not from the state changes (deleted by hand)."""
+    ledger.merge("orders", [order("1"), order("2")], conn_id="ds", run=RUN, observed_at=T0)
+    with ledger.dialect.transaction() as cursor:
+        cursor.execute("DELETE FROM fulfillment_orders WHERE order_id = '1'")
+    again = ledger.merge("orders", [order("1"), order("3")], conn_id="ds", run=RUN, observed_at=T0)
+    assert again == MergeResult(inserted=2, state_changes=1)
+    assert sorted(c[0] for c in changes(ledger)) == ["1", "2", "3"]
+
+
+def test_two_accounts_sharing_an_order_id_in_one_merge_share_the_state_change_key(ledger):
+    rows = [LedgerRow(order("5"), account="A"), LedgerRow(order("5"), account="B")]
+    assert ledger.merge("orders", rows, observed_at=T0) == MergeResult(inserted=2, state_changes=1)
+    assert [
+        (r[0], r[1]) for r in rows_of(ledger, "SELECT account, order_id FROM fulfillment_orders ORDER BY 1")
+    ] == [
+        ("A", "5"),
+        ("B", "5"),
+    ]
