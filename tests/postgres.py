@@ -84,6 +84,15 @@ class PostgresServer:
         shutil.rmtree(self.data.parent, ignore_errors=True)
 
 
+def ledger_connection(backend: str, request, tmp_path) -> str:
+    """An `AIRFLOW_CONN_FULFILLMENT_LEDGER` value: a fresh SQLite file, or a fresh database on the
+    session's PostgreSQL server (the `postgres_server` fixture)."""
+    if backend == "sqlite":
+        return json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")})
+    server = request.getfixturevalue("postgres_server")
+    return server.connection_json(server.create_database())
+
+
 def start_postgres() -> PostgresServer:
     """initdb + pg_ctl start a fresh cluster in a temporary folder, on a free loopback port.
 

@@ -45,6 +45,7 @@ class Dialect:
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        self._open_cursor: Any = None  # the transaction in progress, which calls inside it join
 
     # ---------------------------------------------------------------- values in and out
     def ts_param(self, value: datetime | None) -> Any:
@@ -76,9 +77,22 @@ class Dialect:
     # ---------------------------------------------------------------- transactions
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Any]:
-        """One transaction; `write=False` for reads, which never wait for a writer."""
+        """One transaction; `write=False` for reads, which never wait for a writer.
+
+        Inside another transaction, this one is part of it: it commits or rolls back with it.
+        """
+        if self._open_cursor is not None:
+            yield self._open_cursor
+            return
+        with self._begin(write) as cursor:
+            self._open_cursor = cursor
+            try:
+                yield cursor
+            finally:
+                self._open_cursor = None
+
+    def _begin(self, write: bool) -> Any:
         raise NotImplementedError
-        yield
 
     def lock_migrations(self, cursor: Any) -> None:
         """Serialize schema upgrades between processes opening the ledger at once."""
@@ -142,7 +156,7 @@ class SqliteDialect(Dialect):
         return utc(datetime.fromisoformat(value))
 
     @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[Any]:
+    def _begin(self, write: bool) -> Iterator[Any]:
         cursor = self.connection.cursor()
         # A writer takes the lock up front (two writers queue, never deadlock mid-way); a reader
         # reads its WAL snapshot while a load runs.
@@ -238,7 +252,7 @@ class PostgresDialect(Dialect):
         return text.replace("%", "%%").replace("?", "%s")
 
     @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[Any]:
+    def _begin(self, write: bool) -> Iterator[Any]:
         cursor = self.connection.cursor()
         try:
             yield cursor

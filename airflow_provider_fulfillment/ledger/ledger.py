@@ -1,7 +1,8 @@
 """`Ledger`: the durable record of orders, shipments, their state changes, findings and alerts.
 
 Reached through an Airflow connection and common.sql (SQLite or PostgreSQL), created and migrated
-on first use. Every write call is one transaction: a crash mid-call leaves the ledger as it was.
+on first use. Every write call is one transaction (or part of the caller's `Ledger.transaction()`):
+a crash mid-call leaves the ledger as it was.
 Merging is set-wise SQL over a staging table (PostgreSQL fills it with COPY), never row by row.
 """
 
@@ -11,6 +12,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
@@ -279,6 +281,13 @@ class Ledger:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write inside is one transaction: all of them land, or none (a load's orders,
+        shipments, state changes and watermarks). A failure inside rolls all of them back."""
+        with self.dialect.transaction():
+            yield
 
     def schema_version(self) -> int:
         return self._one("SELECT MAX(version) FROM " + schema.SCHEMA_VERSION_TABLE)[0] or 0

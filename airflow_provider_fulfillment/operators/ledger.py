@@ -2,8 +2,9 @@
 
 - `FulfillmentLedgerLoadOperator` merges the files that extract (or capture) tasks wrote: one
   manifest, a list, or the list of lists that mapped tasks return. Records stream from the files
-  through the vendor models' `to_common()` into one merge per resource (one transaction each), so
-  reruns, overlapping windows and duplicates never double-count.
+  through the vendor models' `to_common()` into one merge per resource, all in one transaction
+  with the watermarks, so reruns, overlapping windows and duplicates never double-count and a
+  failed load leaves nothing half-written.
 - `FulfillmentChangeCaptureOperator` reads what a window extract cannot see: DCL from its
   `modified` watermark minus a lookback; DropStream and Stream re-read the records the ledger
   still holds open (one state-filtered query per raw state), a lookback window of recent ones,
@@ -202,18 +203,25 @@ class FulfillmentLedgerLoadOperator(BaseOperator):
         }
         with Ledger(self.ledger_conn_id) as ledger:
             tables = {target: ledger_table_dataset(ledger.hook, TABLES[target]) for target in RESOURCES}
-            for target in RESOURCES:
-                wanted = [
-                    (m, seen) for m, seen in zip(manifests, observed, strict=True) if target in _targets(m)
-                ]
-                merged = MergeResult()
-                if wanted:
-                    rows = (row for m, seen in wanted for row in manifest_rows(m, target, self.account, seen))
-                    merged = ledger.merge(
-                        target, rows, conn_id=_conn_of(wanted), run=run, observed_at=max(s for _, s in wanted)
-                    )
-                result[target] = merged.as_dict()
-            result["watermarks"] = self._advance_watermarks(ledger, manifests, run)
+            # One transaction: a failure after the orders leaves no half-loaded ledger behind.
+            with ledger.transaction():
+                for target in RESOURCES:
+                    wanted = [
+                        (m, seen)
+                        for m, seen in zip(manifests, observed, strict=True)
+                        if target in _targets(m)
+                    ]
+                    merged = MergeResult()
+                    if wanted:
+                        rows = (
+                            row for m, seen in wanted for row in manifest_rows(m, target, self.account, seen)
+                        )
+                        latest = max(seen for _, seen in wanted)
+                        merged = ledger.merge(
+                            target, rows, conn_id=_conn_of(wanted), run=run, observed_at=latest
+                        )
+                    result[target] = merged.as_dict()
+                result["watermarks"] = self._advance_watermarks(ledger, manifests, run)
             result["ledger"] = ledger.backend
         self.log.info("Ledger load: %s", result)
         written = {target: result[target]["inserted"] + result[target]["updated"] for target in RESOURCES}

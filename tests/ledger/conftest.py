@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.postgres import ledger_connection
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger_conn(request, monkeypatch, tmp_path) -> str:
@@ -14,12 +16,7 @@ def ledger_conn(request, monkeypatch, tmp_path) -> str:
 
 
 def _define_ledger_connection(request, monkeypatch, tmp_path, backend: str) -> str:
-    if backend == "sqlite":
-        body = json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")})
-    else:
-        server = request.getfixturevalue("postgres_server")
-        body = server.connection_json(server.create_database())
-    monkeypatch.setenv("AIRFLOW_CONN_FULFILLMENT_LEDGER", body)
+    monkeypatch.setenv("AIRFLOW_CONN_FULFILLMENT_LEDGER", ledger_connection(backend, request, tmp_path))
     return backend
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -18,6 +19,7 @@ from airflow_provider_fulfillment.operators.ledger import (
     flatten_manifests,
 )
 from airflow_provider_fulfillment.windows import to_aware_datetime
+from tests.postgres import ledger_connection
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +46,13 @@ def ledger_file(tmp_path, monkeypatch):
 
 
 def extract(conn_id: str, resource: str, tmp_path, window=DAY1) -> dict:
-    op = FulfillmentExtractOperator(task_id=f"x_{conn_id}_{resource}", conn_id=conn_id, resource=resource,
-                                    destination=str(tmp_path / "files"), window=window)  # fmt: skip
+    op = FulfillmentExtractOperator(
+        task_id=f"x_{conn_id}_{resource}",
+        conn_id=conn_id,
+        resource=resource,
+        destination=str(tmp_path / "files"),
+        window=window,
+    )
     return op.execute({})
 
 
@@ -102,8 +109,13 @@ def test_loading_manifests_is_idempotent_and_dcl_and_stream_orders_give_shipment
     assert accounts != {""}  # DCL records carry their account_number
     # The same files again, and overlapping: nothing new, nothing counted twice.
     again = load([ds, [ds, dcl], stream], observed_at=END)
-    assert again["orders"] == {"inserted": 0, "updated": 0, "unchanged": n_orders + ds["records"], "stale": 0,
-                               "state_changes": 0}  # fmt: skip
+    assert again["orders"] == {
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": n_orders + ds["records"],
+        "stale": 0,
+        "state_changes": 0,
+    }
     with Ledger() as ledger:
         assert ledger.counts()["fulfillment_orders"] == n_orders
 
@@ -127,9 +139,14 @@ def test_dropstream_capture_sees_changes_after_the_creation_window(sandbox, ledg
     sandbox.advance("1d")
     day2 = END + timedelta(days=1)
     capture = FulfillmentChangeCaptureOperator(
-        task_id="capture", conn_id="dropstream_default", resource="orders", end=day2,
-        destination=str(ledger_file / "files"), lookback=timedelta(hours=6), initial_lookback=timedelta(days=1),
-    )  # fmt: skip
+        task_id="capture",
+        conn_id="dropstream_default",
+        resource="orders",
+        end=day2,
+        destination=str(ledger_file / "files"),
+        lookback=timedelta(hours=6),
+        initial_lookback=timedelta(days=1),
+    )
     sandbox.reset_counters()
     manifest = capture.execute({})
     per_query = manifest["capture"]["per_query"]
@@ -154,16 +171,27 @@ def test_dropstream_capture_sees_changes_after_the_creation_window(sandbox, ledg
         assert ledger.get_watermark("dropstream", "orders", "dropstream_default") == day2
     assert seen == moved
     assert result["orders"]["state_changes"] == len(moved)
-    assert result["watermarks"] == [{"vendor": "dropstream", "resource": "orders", "conn_id": "dropstream_default",
-                                     "watermark": day2.isoformat()}]  # fmt: skip
+    assert result["watermarks"] == [
+        {
+            "vendor": "dropstream",
+            "resource": "orders",
+            "conn_id": "dropstream_default",
+            "watermark": day2.isoformat(),
+        }
+    ]
 
 
 def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledger_file):
     def capture(end: datetime) -> dict:
         return FulfillmentChangeCaptureOperator(
-            task_id="capture", conn_id="dcl_default", resource="orders", end=end,
-            destination=str(ledger_file / "files"), lookback=timedelta(hours=2), initial_lookback=timedelta(days=91),
-        ).execute({})  # fmt: skip
+            task_id="capture",
+            conn_id="dcl_default",
+            resource="orders",
+            end=end,
+            destination=str(ledger_file / "files"),
+            lookback=timedelta(hours=2),
+            initial_lookback=timedelta(days=91),
+        ).execute({})
 
     first = capture(END)
     assert first["window"] == {"start": DAY1[0].isoformat(), "end": END.isoformat()}
@@ -172,8 +200,7 @@ def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledg
     load(first, observed_at=END)
     with Ledger() as ledger:
         before = {o.id: o.raw_status for o in ledger.iter_records("orders")}
-    assert before == current_states("dcl_default", "orders", window=DAY1,
-                                    window_field="modified_at")  # fmt: skip
+    assert before == current_states("dcl_default", "orders", window=DAY1, window_field="modified_at")
     sandbox.advance("1d")
     day2 = END + timedelta(days=1)
     second = capture(day2)
@@ -187,3 +214,82 @@ def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledg
         assert ledger.get_watermark("dcl", "orders", "dcl_default") == day2
     assert changed == {i: raw for i, raw in modified.items() if i in before and before[i] != raw}
     assert changed, "the sandbox clock changed no DCL order"
+
+
+# ---------------------------------------------------------------- on both databases, from sample files
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_ledger(request, monkeypatch, tmp_path) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_FULFILLMENT_LEDGER", ledger_connection(request.param, request, tmp_path))
+    return request.param
+
+
+def dcl_capture_manifest(tmp_path, orders: list[dict], observed: datetime) -> dict:
+    """A DCL capture manifest (what the capture task returns) over the given vendor records."""
+    path = tmp_path / f"dcl-{observed:%Y%m%d%H%M}.capture.jsonl"
+    path.write_text("".join(json.dumps(order) + "\n" for order in orders))
+    return {
+        "uri": str(path),
+        "vendor": "dcl",
+        "resource": "orders",
+        "conn_id": "dcl_default",
+        "records": len(orders),
+        "observed_at": observed.isoformat(),
+        "capture": {"watermark": observed.isoformat(), "lookback_seconds": 0},
+    }
+
+
+def ledger_rows(ledger: Ledger) -> dict[str, list[tuple]]:
+    """Every row of every ledger table, in a stable order."""
+    return {
+        name: sorted(map(tuple, ledger._all(f"SELECT * FROM {name}")), key=repr) for name in ledger.counts()
+    }
+
+
+def test_a_load_is_one_transaction_a_failure_after_the_orders_leaves_the_previous_rows(
+    either_ledger, tmp_path, monkeypatch
+):
+    shipped, processing = json.loads((SAMPLES / "dcl_orders_page.json").read_text())["orders"]
+    load(dcl_capture_manifest(tmp_path, [processing], END))
+    with Ledger() as ledger:
+        before = ledger_rows(ledger)
+    assert {name: len(rows) for name, rows in before.items() if rows} == {
+        "fulfillment_orders": 1,
+        "fulfillment_state_changes": 1,
+        "fulfillment_watermarks": 1,
+    }
+    day2 = END + timedelta(days=1)
+    moved = dict(processing, order_stage=60, modified_at="2026-01-01T10:00:00-08:00")
+    manifest = dcl_capture_manifest(tmp_path, [shipped, moved], day2)
+    merged_orders = []
+    real_merge = Ledger.merge
+
+    def merge_then_fail_at_shipments(self, resource, rows, **kwargs):
+        if resource == "shipments":
+            raise RuntimeError("injected: the worker died after the orders")
+        merged_orders.append(real_merge(self, resource, rows, **kwargs))
+        return merged_orders[-1]
+
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError, match="injected"):
+        patch.setattr(Ledger, "merge", merge_then_fail_at_shipments)
+        load(manifest)
+    assert [m.as_dict() for m in merged_orders] == [
+        {"inserted": 1, "updated": 1, "unchanged": 0, "stale": 0, "state_changes": 2}
+    ]  # the orders part ran, inside the load's transaction
+    with Ledger() as ledger:
+        assert ledger_rows(ledger) == before
+    # The retry lands all of it once: orders, the shipment, their state changes and the watermark.
+    result = load(manifest)
+    assert (result["orders"]["inserted"], result["orders"]["updated"]) == (1, 1)
+    assert result["shipments"]["inserted"] == 1
+    with Ledger() as ledger:
+        assert ledger.get_watermark("dcl", "orders", "dcl_default") == day2
+        assert {name: len(rows) for name, rows in ledger_rows(ledger).items() if rows} == {
+            "fulfillment_orders": 2,
+            "fulfillment_shipments": 1,
+            "fulfillment_state_changes": 4,
+            "fulfillment_watermarks": 1,
+        }
