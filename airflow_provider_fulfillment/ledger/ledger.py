@@ -59,6 +59,18 @@ def ledger_resource(resource: str) -> LedgerResource:
     return value  # type: ignore[return-value]
 
 
+class LedgerOrder(Order):
+    """An order as the ledger holds it: the common shape and its account (DCL's account_number)."""
+
+    account: str = ""
+
+
+class LedgerShipment(Shipment):
+    """A shipment as the ledger holds it: the common shape and its account."""
+
+    account: str = ""
+
+
 class LedgerRow(NamedTuple):
     """A normalized record to merge, with what the normalized shape does not carry."""
 
@@ -575,19 +587,17 @@ class Ledger:
         statuses: Iterable[str] | None = None,
         open_only: bool = False,
         account: str | None = None,
-    ) -> Iterator[Order | Shipment]:
-        """Records as common models, streamed from the database (one batch in memory at a time)."""
+    ) -> Iterator[LedgerOrder | LedgerShipment]:
+        """Records as common models with their account, streamed (one batch in memory at a time)."""
         kind = ledger_resource(resource)
         table = _RECORD_TABLES[kind]
         where, params = self._record_filter(kind, vendor, statuses, open_only, account)
         columns = [
-            name
-            for name in table.columns
-            if name not in ("account", "version_at", "observed_at", "raw", "conn_id")
+            name for name in table.columns if name not in ("version_at", "observed_at", "raw", "conn_id")
         ]
         query = f"SELECT {', '.join(columns)} FROM {table.name}{where} ORDER BY vendor, account, {table.key}"
         dialect = self.dialect
-        model = Order if kind == "order" else Shipment
+        model = LedgerOrder if kind == "order" else LedgerShipment
         for row in dialect.stream(query, params):
             values = dict(zip(columns, row, strict=True))
             values["id"] = values.pop(table.key)

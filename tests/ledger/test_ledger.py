@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from airflow_provider_fulfillment.ledger import LATEST_VERSION, Ledger, LedgerRow, MergeResult
+from airflow_provider_fulfillment.ledger import LATEST_VERSION, Ledger, LedgerOrder, LedgerRow, MergeResult
 from airflow_provider_fulfillment.models.common import Order, Shipment
 from airflow_provider_fulfillment.rules.types import RunRef
 
@@ -132,7 +132,7 @@ def test_exact_rows_are_stored_with_raw_json_and_account(ledger):
         observed_at=T0,
     )
     (stored,) = ledger.iter_records("orders", vendor="dcl")
-    assert stored == record
+    assert stored == LedgerOrder(**record.model_dump(), account="ACME")
     row = rows_of(
         ledger,
         "SELECT vendor, account, order_id, conn_id, raw, version_at, first_seen_at FROM fulfillment_orders",

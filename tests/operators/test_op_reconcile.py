@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_fulfillment.ledger import Ledger
+from airflow_provider_fulfillment.ledger import Ledger, LedgerRow
 from airflow_provider_fulfillment.models.common import LineItem, Order, Shipment
 from airflow_provider_fulfillment.operators.reconcile import KINDS, FulfillmentReconcileOperator
 from airflow_provider_fulfillment.rules.types import RunRef
@@ -150,6 +150,44 @@ def test_only_the_vendors_evaluated_are_resolved(ledger_conn):
     assert summary["resolved_keys"] == [["dropstream", "late_order", "1"]]
     with Ledger(ledger_conn) as ledger:
         assert [row.key for row in ledger.findings()] == [("dcl", "late_order", "D")]
+
+
+def test_dcl_findings_carry_the_account_of_their_records(ledger_conn):
+    """Records read back from the ledger keep their account: findings name it, matching uses it."""
+
+    def dcl(record, account):
+        return LedgerRow(record.model_copy(update={"vendor": "dcl"}), account=account)
+
+    with Ledger(ledger_conn) as ledger:
+        ledger.merge(
+            "orders",
+            [
+                dcl(order("D1", "processing", "20"), "10501"),  # late
+                dcl(order("D2", "error", "E", since=DAY1 - timedelta(hours=1)), "10502"),  # errored, late
+                dcl(order("D3", "processing", "20"), "10501"),  # shipped in its own account: not late
+            ],
+            observed_at=DAY1,
+        )
+        ledger.merge(
+            "shipments",
+            [dcl(shipment("S3", "D3"), "10501"), dcl(shipment("S7", "D3"), "10502")],  # S7: D3 of 10502
+            observed_at=DAY1,
+        )
+    FulfillmentReconcileOperator(
+        task_id="reconcile", ledger_conn_id=ledger_conn, as_of=DAY1.isoformat(), vendors=["dcl"]
+    ).execute(context("dcl"))  # type: ignore[arg-type]
+    with Ledger(ledger_conn) as ledger:
+        rows = ledger._all(
+            "SELECT vendor, kind, record_id, account, resource, severity, since, opened_at, resolved_at "
+            "FROM fulfillment_findings ORDER BY vendor, kind, record_id"
+        )
+        ts = ledger.dialect.ts_value
+    assert [(*row[:6], ts(row[6]), ts(row[7]), row[8]) for row in rows] == [
+        ("dcl", "errored_order", "D2", "10502", "order", "critical", DAY1 - timedelta(hours=1), DAY1, None),
+        ("dcl", "late_order", "D1", "10501", "order", "warning", OLD + timedelta(days=2), DAY1, None),
+        ("dcl", "late_order", "D2", "10502", "order", "warning", OLD + timedelta(days=2), DAY1, None),
+        ("dcl", "orphan_shipment", "S7", "10502", "shipment", "warning", OLD, DAY1, None),
+    ]
 
 
 def test_thresholds_fail_after_syncing(ledger_conn):
