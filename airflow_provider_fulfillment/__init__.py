@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_provider_fulfillment.concurrency import DEFAULT_CEILING
 from airflow_provider_fulfillment.vendors import VENDORS, VendorDeclaration
 
 __version__ = "0.1.0"
@@ -26,7 +27,7 @@ _RETRY_FIELDS = {
         "label": "Max concurrent requests",
         "description": "Ceiling of requests in flight for this connection. An adaptive controller starts "
         "at 4 and rises toward it only while the vendor answers fast without 429/503.",
-        "schema": {"type": ["integer", "null"], "default": 16, "minimum": 1, "maximum": 256},
+        "schema": {"type": ["integer", "null"], "default": DEFAULT_CEILING, "minimum": 1, "maximum": 256},
     },
     "max_requests_per_second": {
         "label": "Max requests per second",

@@ -25,17 +25,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Defaults: start where the old fixed setting was, and let evidence raise it up to the ceiling.
+# At 16 the controller sat at the ceiling with 100-record pages at 50 ms (5.07x sequential); the
+# ceiling is only a bound: 429s, 503s and queueing latency keep the limit under it.
 DEFAULT_INITIAL = 4
-DEFAULT_CEILING = 16
+DEFAULT_CEILING = 32
 # A latency this many times a low one of the recent answers (their first quartile, robust to a
-# noisy machine where the very best is luck) means the vendor queues our requests.
+# noisy machine where the very best is luck) means the vendor queues our requests: when the
+# median of the last few answers shows it, not one answer (a lone slow answer is the machine's
+# noise, a pause of our own process, not the vendor's queue: measured at load 4, one answer in
+# ~100 took 4-6x the usual, and cutting on each halved the concurrency every few seconds).
 LATENCY_TOLERANCE = 3.0
+LATENCY_WINDOW = 5
 # How much a congestion signal cuts the limit, and the rate.
 DECREASE = 0.5
 RATE_DECREASE = 0.9
-# Rate increase per second without a 429, as a fraction of the current rate: a rate learnt while
-# the connection was still ramping up is too low, and must not stay so for long.
-RATE_INCREASE = 0.05
+# Rate increase per second without a 429, as a fraction of the current rate. Until a second 429
+# confirms it, the rate learnt from the first is a guess taken mid-ramp-up (measured: 56-75% of
+# the vendor's limit, the first refusal being of a burst, not of the rate), so it grows fast.
+RATE_INCREASE = 0.10
+RATE_PROBE_INCREASE = 0.5
 LATENCY_SAMPLES = 64
 
 
@@ -88,6 +96,7 @@ class AimdState:
     _calm_since: float = field(init=False, default=0.0)
     _last_cut: float = field(init=False, default=float("-inf"))
     _recent_starts: deque[float] = field(init=False, default_factory=deque)
+    _rate_confirmed: bool = field(init=False, default=False)  # a second 429 found the learnt rate
 
     def __post_init__(self) -> None:
         if self.ceiling < 1:
@@ -146,7 +155,7 @@ class AimdState:
         self.stats.answered += 1
         latency = now - started
         self._latencies.append(latency)
-        if len(self._latencies) >= 8 and latency > LATENCY_TOLERANCE * self._low_latency() + 0.01:
+        if len(self._latencies) >= 8 and self._queued():
             if started >= self._last_cut:  # one cut per round of requests, not one per answer
                 self._cut(now)
             return
@@ -171,9 +180,15 @@ class AimdState:
             self.rate = max(0.5, min(current, observed) * RATE_DECREASE)
             self.next_slot = max(self.next_slot, self.paused_until, now + 1.0 / self.rate)
             if not first:  # paced already: the rate was the problem, not the requests in flight
+                self._rate_confirmed = True
                 self._last_cut = now
                 return
         self._cut(now)
+
+    def _queued(self) -> bool:
+        """Whether the recent answers, not just the last, took far longer than the usual."""
+        recent = sorted(list(self._latencies)[-LATENCY_WINDOW:])
+        return recent[len(recent) // 2] > LATENCY_TOLERANCE * self._low_latency() + 0.01
 
     def _low_latency(self) -> float:
         ordered = sorted(self._latencies)
@@ -206,7 +221,8 @@ class AimdState:
         if self.rate is not None:
             calm = now - self._calm_since
             if calm > 0:
-                self.rate += self.rate * RATE_INCREASE * min(calm, 1.0)
+                step = RATE_INCREASE if self._rate_confirmed else RATE_PROBE_INCREASE
+                self.rate += self.rate * step * min(calm, 1.0)
                 self._calm_since = now
 
 

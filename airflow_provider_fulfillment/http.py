@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 import tenacity
 
-from airflow_provider_fulfillment.concurrency import controller_for
+from airflow_provider_fulfillment.concurrency import DEFAULT_CEILING, controller_for
 from airflow_provider_fulfillment.errors import (
     BodyUnreadable,
     FinalStatus,
@@ -50,7 +50,7 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_WAIT = 60.0
 # The ceiling of requests in flight per connection. The adaptive controller (concurrency.py)
 # starts at 4 and goes higher only while the vendor answers fast and without 429/503.
-DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_MAX_CONCURRENCY = DEFAULT_CEILING
 _BACKOFF_BASE = 0.5
 # No retry waits less than this (unless the connection's max_wait is lower): a `Retry-After: 0`,
 # a date already past or an unlucky jitter must not turn five attempts into a burst.

@@ -91,7 +91,18 @@ def test_a_429_teaches_a_rate_just_under_what_was_sent_and_it_creeps_back_up():
     answer(state, now)
     now += 1.0
     answer(state, now)
-    assert first * 1.05 < state.rate < first * 1.06  # about +5% a second without a 429
+    # The first 429's rate is a guess taken mid-ramp-up: it grows fast (+50% a second)...
+    assert first * 1.50 < state.rate < first * 1.55
+    guessed = state.rate
+    s = state.start(now)
+    state.finish(s, now, 429)  # ...until a second 429 confirms where the limit is
+    confirmed = state.rate
+    assert confirmed <= guessed * RATE_DECREASE and state.limit == 2.5  # the rate cut, not the limit
+    now += 1 / confirmed
+    answer(state, now)
+    now += 1.0
+    answer(state, now)
+    assert confirmed * 1.10 < state.rate < confirmed * 1.11  # then about +10% a second
 
 
 def test_rising_latency_cuts_the_limit():
@@ -99,7 +110,11 @@ def test_rising_latency_cuts_the_limit():
     for i in range(10):
         answer(state, i * 1.0, latency=0.05)
     assert state.limit == 8.0
-    answer(state, 20.0, latency=0.5)  # ten times the usual latency: the vendor queues us
+    answer(state, 20.0, latency=0.5)  # one slow answer is noise (the machine, a pause of ours)
+    answer(state, 21.0, latency=0.05)
+    answer(state, 22.0, latency=0.5)
+    assert state.limit == 8.0
+    answer(state, 23.0, latency=0.5)  # most of the last five ten times the usual: the vendor queues us
     assert state.limit == 4.0
 
 
@@ -240,3 +255,19 @@ def test_aacquire_times_out_when_no_slot_frees():
     with pytest.raises(TimeoutError):
         asyncio.run(controller.aacquire(timeout=0.01))
     assert controller._async_waiters == []
+
+
+def test_the_default_ceiling_is_the_one_the_form_and_the_readme_show():
+    from pathlib import Path
+
+    from airflow_provider_fulfillment import get_provider_info
+    from airflow_provider_fulfillment.concurrency import DEFAULT_CEILING
+    from airflow_provider_fulfillment.http import DEFAULT_MAX_CONCURRENCY, ClientSettings
+
+    assert DEFAULT_MAX_CONCURRENCY == DEFAULT_CEILING == ClientSettings("c", "http://x").max_concurrency == 32
+    for kind in get_provider_info()["connection-types"]:
+        schema = kind["conn-fields"]["max_concurrency"]["schema"]
+        assert (schema["default"], schema["minimum"], schema["maximum"]) == (DEFAULT_CEILING, 1, 256)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"| `max_concurrency` | {DEFAULT_CEILING} |" in readme
+    assert f"ceiling (default {DEFAULT_CEILING})" in readme

@@ -10,7 +10,8 @@ import logging
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -35,6 +36,10 @@ from airflow_provider_fulfillment.vendors import VendorDeclaration
 from airflow_provider_fulfillment.windows import Window, partial_iso_date
 
 log = logging.getLogger(__name__)
+
+# Pages a concurrent read may hold (done, waiting behind a slower head, or running) per request
+# the controller lets run.
+HELD_PER_RUNNING = 3
 
 # What a vendor hook supplies beside its declaration: the abstract methods below, and `filters`.
 VENDOR_CONTRACT = ("filters",)
@@ -416,15 +421,27 @@ class FulfillmentHook(BaseHook):
         pages = 0
         try:
             while not plan.done:
-                # The controller's limit + 1, not the ceiling: pages issued past it would only wait,
-                # finished, in memory (16 x 3.4 MB at the default ceiling).
-                for request in plan.issue(min(width, read_ahead()) - len(in_flight)):
+                # The controller's limit + 1 running, not the ceiling: pages issued past it would
+                # only wait, finished, in memory. A head that waits (a 429's retry waits at least
+                # 0.25 s) must not stop the others: up to 3x that many are held, done or not (at
+                # 2x, a 30 req/s read stalled ~0.25 s after each 429, measured).
+                ahead = min(width, read_ahead())
+                running = sum(1 for _, pending in in_flight if not pending.done())
+                for request in plan.issue(min(ahead - running, HELD_PER_RUNNING * ahead - len(in_flight))):
                     in_flight.append((request, submit(request)))
                 if not in_flight:
                     if plan.done:
                         break
                     raise FulfillmentError(f"connection '{self.conn_id}': the paging plan stalled")
-                request, future = in_flight.popleft()
+                request, future = in_flight[0]
+                if not future.done():
+                    futures_wait(
+                        [pending for _, pending in in_flight if not pending.done()],
+                        return_when=FIRST_COMPLETED,
+                    )
+                    if not future.done():
+                        continue  # another one finished: room to issue, in order of the plan
+                in_flight.popleft()
                 try:
                     page = future.result()
                 except FulfillmentAPIError as error:
