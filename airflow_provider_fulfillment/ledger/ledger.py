@@ -632,6 +632,18 @@ class Ledger:
         query = f"SELECT {table.key}, raw_status FROM {table.name}{where}"
         return {record_id: raw for record_id, raw in self.dialect.stream(query, params)}
 
+    def open_record_created(
+        self, vendor: str, resource: str, conn_id: str | None = None, *, account: str | None = None
+    ) -> dict[str, datetime | None]:
+        """{record id: created_at} of the records not yet in a terminal state (finding them again
+        where the vendor has no lookup by id: DropStream shipments)."""
+        kind = ledger_resource(resource)
+        table = _RECORD_TABLES[kind]
+        where, params = self._record_filter(kind, vendor, None, True, account, conn_id)
+        query = f"SELECT {table.key}, created_at FROM {table.name}{where}"
+        ts = self.dialect.ts_value
+        return {record_id: ts(created) for record_id, created in self.dialect.stream(query, params)}
+
     def counts(self) -> dict[str, int]:
         """Rows per ledger table (for logs, the UI and tests)."""
         return {name: int(self._one(f"SELECT COUNT(*) FROM {name}")[0]) for name in schema.TABLES}

@@ -8,8 +8,9 @@
 - `FulfillmentChangeCaptureOperator` reads what a window extract cannot see: DCL from its
   `modified` watermark minus a lookback; DropStream and Stream re-read the records the ledger
   still holds open (one state-filtered query per raw state), a lookback window of recent ones,
-  and, one by one, open orders that left every queried state. It writes an ordinary manifest file;
-  the load task merges it and only then advances the watermark, so a failed load re-reads.
+  and the open records that left every queried state (by id; DropStream shipments by creation
+  time). It writes an ordinary manifest file; the load task merges it and only then advances
+  the watermark, so a failed load re-reads.
 """
 
 from __future__ import annotations
@@ -281,7 +282,9 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
     - DCL: `modified_at` in [watermark - lookback, end) (first run: [end - initial_lookback, end)).
     - DropStream, Stream: one state-filtered query per raw state the ledger holds open; records
       created in [watermark - lookback, end); and open orders seen by none of those, one lookup
-      each (up to `max_lookups`): they left the open states (shipped, canceled...).
+      each (up to `max_lookups`): they left the open states (shipped, canceled...). DropStream
+      shipments, which have no lookup by id, are found by their creation time, in short
+      `created_at` windows of up to 100.
 
     Records are written once each (exactly-once paging, ids deduplicated across the queries) as
     the vendor's JSON lines, streamed (bounded memory). The returned manifest carries
@@ -347,7 +350,12 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
                 open_ids = {} if hook.vendor == "dcl" else ledger.open_record_ids(
                     hook.vendor, self.resource, self.conn_id, account=self.account
                 )  # fmt: skip
-            return self._capture(context, hook, start, end, watermark, open_ids)
+                created = (
+                    ledger.open_record_created(hook.vendor, self.resource, self.conn_id, account=self.account)
+                    if _found_by_creation(hook.vendor, self.resource)
+                    else {}
+                )
+            return self._capture(context, hook, start, end, watermark, open_ids, created)
         finally:
             hook.close()
 
@@ -376,6 +384,7 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
         end: datetime,
         watermark: datetime | None,
         open_ids: Mapping[str, str],
+        created: Mapping[str, datetime | None],
     ) -> dict[str, Any]:
         vendor = hook.vendor
         root = default_root() if not self.destination else to_path(self.destination, self.destination_conn_id)
@@ -407,7 +416,7 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
                         writer.write_line(to_json(record))
                         count += 1
                 per_query[label] = count
-            lookups = self._look_up_missing(hook, open_ids, seen, writer)
+            lookups = self._look_up_missing(hook, open_ids, created, seen, writer)
             writer.close()
         per_query["lookups"] = lookups
         manifest = {
@@ -436,13 +445,24 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
         return manifest
 
     def _look_up_missing(
-        self, hook: FulfillmentHook, open_ids: Mapping[str, str], seen: set[str], writer: JsonLinesWriter
+        self,
+        hook: FulfillmentHook,
+        open_ids: Mapping[str, str],
+        created: Mapping[str, datetime | None],
+        seen: set[str],
+        writer: JsonLinesWriter,
     ) -> int:
-        """Open records no query returned have left the queried states: read each by id."""
+        """Open records no query returned have left the queried states: read each again.
+
+        By id where the vendor has a lookup (orders; Stream shipments are its orders). DropStream
+        shipments have none: they are found by their creation time, which the ledger holds, a
+        few at a time in short `created_at` windows (each id written once, as by the queries).
+        """
         from airflow_provider_fulfillment.hooks.base import RecordNotFound
 
-        if self.resource != "orders" and hook.vendor != "stream":
-            return 0  # DropStream has no shipment lookup by id; the shipment's state queries cover it
+        by_creation = _found_by_creation(hook.vendor, self.resource)
+        if self.resource != "orders" and hook.vendor != "stream" and not by_creation:
+            return 0
         missing = sorted(ident for ident in open_ids if ident not in seen)
         if len(missing) > self.max_lookups:
             self.log.warning(
@@ -450,6 +470,8 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
                 len(missing), self.resource, self.max_lookups,
             )  # fmt: skip
             missing = missing[: self.max_lookups]
+        if by_creation:
+            return self._find_by_creation(hook, missing, created, seen, writer)
         found = 0
         for ident in missing:
             try:
@@ -461,5 +483,65 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
             found += 1
         return found
 
+    def _find_by_creation(
+        self,
+        hook: FulfillmentHook,
+        missing: Sequence[str],
+        created: Mapping[str, datetime | None],
+        seen: set[str],
+        writer: JsonLinesWriter,
+    ) -> int:
+        wanted = set(missing)
+        unknown = sorted(ident for ident in missing if created.get(ident) is None)
+        if unknown:
+            self.log.warning(
+                "%d open %s have no creation time in the ledger and cannot be looked up: %s",
+                len(unknown), self.resource, ", ".join(unknown[:20]),
+            )  # fmt: skip
+        times = [when for ident in missing if (when := created.get(ident)) is not None]
+        found = 0
+        for window in creation_windows(times):
+            records = hook.iter_records(self.resource, raw=True, window=window)
+            with closed_after(records):
+                for record in records:
+                    ident = _raw_id(hook, self.resource, record)
+                    if ident in wanted and ident not in seen:
+                        seen.add(ident)
+                        writer.write_line(to_json(record))
+                        found += 1
+        return found
 
-__all__ = ["FulfillmentChangeCaptureOperator", "FulfillmentLedgerLoadOperator", "flatten_manifests"]
+
+LOOKUP_CHUNK = 100  # records found again per creation-time window, at most
+LOOKUP_SPAN = timedelta(hours=1)  # the longest such window: few other records come back with them
+
+
+def _found_by_creation(vendor: str, resource: str) -> bool:
+    """Whether open records of this kind are found again by creation time (no lookup by id)."""
+    return vendor == "dropstream" and resource == "shipments"
+
+
+def creation_windows(
+    times: Iterable[datetime], *, most: int = LOOKUP_CHUNK, span: timedelta = LOOKUP_SPAN
+) -> list[tuple[datetime, datetime]]:
+    """Disjoint [start, end) windows covering every instant, each over at most `most` of them and
+    at most `span` long (plus the last instant's microsecond), in time order."""
+    windows: list[tuple[datetime, datetime]] = []
+    count = 0
+    for when in sorted(times):
+        end = when + timedelta(microseconds=1)
+        if windows and count < most and when - windows[-1][0] <= span:
+            windows[-1] = (windows[-1][0], max(windows[-1][1], end))
+            count += 1
+        else:
+            windows.append((when, end))
+            count = 1
+    return windows
+
+
+__all__ = [
+    "FulfillmentChangeCaptureOperator",
+    "FulfillmentLedgerLoadOperator",
+    "creation_windows",
+    "flatten_manifests",
+]

@@ -12,10 +12,12 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_fulfillment.hooks import get_hook
 from airflow_provider_fulfillment.ledger import Ledger
+from airflow_provider_fulfillment.models.states import known_states, normalize
 from airflow_provider_fulfillment.operators.extract import FulfillmentExtractOperator
 from airflow_provider_fulfillment.operators.ledger import (
     FulfillmentChangeCaptureOperator,
     FulfillmentLedgerLoadOperator,
+    creation_windows,
     flatten_manifests,
 )
 from airflow_provider_fulfillment.windows import to_aware_datetime
@@ -179,6 +181,77 @@ def test_dropstream_capture_sees_changes_after_the_creation_window(sandbox, ledg
             "watermark": day2.isoformat(),
         }
     ]
+
+
+def test_dropstream_shipments_that_left_the_queried_states_are_found_again(sandbox, ledger_file):
+    """DropStream has no shipment lookup by id: the ones no state query returns any more (they
+    moved to a state no open shipment in the ledger holds) are found by their creation time."""
+    in_flight = sorted(known_states("dropstream", "shipments") - {"notified_shipped", "archived"})
+    day1 = [
+        FulfillmentExtractOperator(
+            task_id=f"x_{state}",
+            conn_id="dropstream_default",
+            resource="shipments",
+            destination=str(ledger_file / "files"),
+            window=DAY1,
+            filters={"state": state},
+        ).execute({})
+        for state in in_flight
+    ]
+    load(day1, observed_at=END)  # the ledger holds the shipments in flight on day 1
+    with Ledger() as ledger:
+        before = ledger.open_record_ids("dropstream", "shipments", "dropstream_default")
+    sandbox.advance("1d")
+    day2 = END + timedelta(days=1)
+    manifest = FulfillmentChangeCaptureOperator(
+        task_id="capture",
+        conn_id="dropstream_default",
+        resource="shipments",
+        end=day2,
+        destination=str(ledger_file / "files"),
+        initial_lookback=timedelta(days=1),
+    ).execute({})
+    now = current_states("dropstream_default", "shipments", window=DAY1)
+    left = {ident for ident in before if now[ident] not in before.values()}
+    assert left, "no shipment left the queried states"
+    assert manifest["capture"]["per_query"]["lookups"] == len(left)
+    lines = [json.loads(line) for line in Path(to_path_of(manifest)).read_text().splitlines()]
+    assert len(lines) == len({str(line["id"]) for line in lines}) == manifest["records"]  # each once
+    assert set(before) <= {str(line["id"]) for line in lines}
+    result = load(manifest, observed_at=day2)
+    moved = {ident: now[ident] for ident, raw in before.items() if now[ident] != raw}
+    with Ledger() as ledger:
+        transitions = {
+            c.record_id: (c.previous_status, c.raw_status) for c in ledger.state_changes(since=day2)
+        }
+        held = {s.id: s.raw_status for s in ledger.iter_records("shipments") if s.id in before}
+    assert held == {ident: now[ident] for ident in before}
+    assert {ident: change for ident, change in transitions.items() if ident in before} == {
+        ident: (ledger_status(before[ident]), raw) for ident, raw in moved.items()
+    }
+    first_sightings = {ident for ident, (previous, _) in transitions.items() if previous is None}
+    assert first_sightings == set(transitions) - set(before)  # shipped since day 1 (the recent query)
+    assert result["shipments"]["state_changes"] == len(moved) + len(first_sightings)
+
+
+def test_creation_windows_are_disjoint_short_and_hold_a_bounded_number_of_instants():
+    us = timedelta(microseconds=1)
+    t = [END + timedelta(minutes=m) for m in (0, 10, 10, 50, 61, 200)] + [END + timedelta(days=3)]
+    assert creation_windows(reversed(t), most=3, span=timedelta(hours=1)) == [
+        (t[0], t[2] + us),  # 3 instants (two share one time)
+        (t[3], t[4] + us),  # 50 and 61 minutes: within an hour of its start
+        (t[5], t[5] + us),
+        (t[6], t[6] + us),
+    ]
+    assert creation_windows([]) == []
+
+
+def ledger_status(raw: str) -> str:
+    return normalize("dropstream", "shipments", raw)
+
+
+def to_path_of(manifest: dict) -> str:
+    return manifest["uri"].removeprefix("file://")
 
 
 def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledger_file):
