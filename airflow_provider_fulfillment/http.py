@@ -146,11 +146,42 @@ def _positive(
 # --------------------------------------------------------------------------- auth
 
 
+@dataclass
+class _TokenCell:
+    """One connection's current token and the lock its renewals take (shared by its hooks)."""
+
+    token: str | None = None
+    renewal: threading.Lock = field(default_factory=threading.Lock)
+
+
+_token_cells: dict[tuple[str, ...], _TokenCell] = {}
+_token_cells_lock = threading.Lock()
+# How often a coroutine waiting for a peer's renewal looks again (it must not block its loop).
+_RENEWAL_POLL = 0.005
+
+
+def _token_cell(key: tuple[str, ...] | None) -> _TokenCell:
+    if key is None:
+        return _TokenCell()
+    with _token_cells_lock:
+        return _token_cells.setdefault(key, _TokenCell())
+
+
+def forget_tokens() -> None:
+    """Drop every connection's cached token (tests; a new run signs in afresh)."""
+    with _token_cells_lock:
+        _token_cells.clear()
+
+
 class BearerTokenAuth(httpx.Auth):
     """Bearer auth whose token comes from a vendor's sign-in endpoint, cached and renewed once on 401.
 
-    One generator serves httpx's sync and async clients alike. A ready token (the connection's
-    extra `token`) is used as is and never renewed: a 401 then means the token is wrong.
+    `shared_by` (conn id, sign-in URL, login) makes every hook of one connection in this process
+    share one token, and renew it one at a time (single-flight): threads through a lock, coroutines
+    by polling it without blocking their loop, threads with their own loops alike. A vendor that
+    allows one active token per user would otherwise have each renewal revoke the others' tokens.
+    A ready token (the connection's extra `token`) is used as is and never renewed: a 401 then
+    means the token is wrong.
     """
 
     requires_response_body = True
@@ -160,27 +191,28 @@ class BearerTokenAuth(httpx.Auth):
         build_token_request: Callable[[], httpx.Request] | None,
         read_token: Callable[[httpx.Response], str] | None,
         ready_token: str | None = None,
+        *,
+        shared_by: tuple[str, ...] | None = None,
     ) -> None:
         self._build_token_request = build_token_request
         self._read_token = read_token
-        self._token = ready_token
-        self._renewal = threading.Lock()
+        self._cell = _token_cell(None if ready_token else shared_by)
+        if ready_token:
+            self._cell.token = ready_token
         self.token_fetches = 0
         self.tokens_seen: list[str] = [ready_token] if ready_token else []
+
+    @property
+    def _token(self) -> str | None:
+        return self._cell.token
 
     @property
     def renewable(self) -> bool:
         return self._build_token_request is not None
 
-    def auth_flow(self, request: httpx.Request):
-        # httpx's async client drives this; coroutines on one loop cannot wait on a thread lock.
-        yield from self._flow(request, contextlib.nullcontext())
-
     def sync_auth_flow(self, request: httpx.Request):
-        """httpx's driver of the flow, with renewals under this auth's lock: the threads of a
-        concurrent read share one auth, and a vendor that allows one active token per user would
-        revoke each thread's token with the next thread's renewal."""
-        flow = self._flow(request, self._renewal)
+        """httpx's sync driver of the flow, renewals under the connection's lock."""
+        flow = self._flow(request)
         try:
             request = next(flow)
             while True:
@@ -194,24 +226,58 @@ class BearerTokenAuth(httpx.Auth):
         finally:
             flow.close()
 
-    def _flow(self, request: httpx.Request, renewal: Any):
+    def _flow(self, request: httpx.Request):
         token = self._token
         if token is None:
-            token = yield from self._renew(None, renewal)
+            with self._cell.renewal:
+                token = yield from self._renewed(None)
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == 401 and self.renewable:
-            token = yield from self._renew(token, renewal)
+            with self._cell.renewal:
+                token = yield from self._renewed(token)
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
 
-    def _renew(self, refused: str | None, renewal: Any):
-        """A token other than `refused`: the one a peer renewed meanwhile, or a new one; one renewal
-        at a time (single-flight), so N threads meeting a 401 at once sign in once."""
-        with renewal:
-            if self._token is None or self._token == refused:
-                yield from self._fetch_token()
-            return self._token
+    async def async_auth_flow(self, request: httpx.Request):
+        """The async client's flow: the same single-flight renewal, waited for without blocking."""
+        refused: str | None = None
+        token = self._token
+        while True:
+            if token is None or token == refused:
+                async with self._renewing():
+                    renewal = self._renewed(refused)
+                    try:
+                        token_request = next(renewal)
+                        while True:
+                            token_response = yield token_request
+                            await token_response.aread()
+                            token_request = renewal.send(token_response)
+                    except StopIteration as finished:
+                        token = finished.value
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != 401 or not self.renewable or refused is not None:
+                return
+            refused = token
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self):
+        import asyncio
+
+        while not self._cell.renewal.acquire(blocking=False):
+            await asyncio.sleep(_RENEWAL_POLL)
+        try:
+            yield
+        finally:
+            self._cell.renewal.release()
+
+    def _renewed(self, refused: str | None):
+        """A token other than `refused`: the one a peer renewed meanwhile, or a new one (call with
+        the renewal lock held), so N callers meeting a 401 at once sign in once."""
+        if self._cell.token is None or self._cell.token == refused:
+            yield from self._fetch_token()
+        return self._cell.token
 
     def _fetch_token(self):
         if self._build_token_request is None or self._read_token is None:
@@ -228,7 +294,7 @@ class BearerTokenAuth(httpx.Auth):
             raise TokenUnreadable(token_response, str(error), not isinstance(error, InvalidBody)) from None
         mask_secret(token)
         self.tokens_seen = [*self.tokens_seen[-3:], token]
-        self._token = token
+        self._cell.token = token
 
 
 def auth_kind(auth: httpx.Auth | None) -> str:
@@ -556,6 +622,7 @@ def _user_agent() -> str:
 
 __all__ = [
     "BearerTokenAuth",
+    "forget_tokens",
     "ClientSettings",
     "FulfillmentAPIError",
     "FulfillmentAuthError",

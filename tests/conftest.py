@@ -105,9 +105,13 @@ def postgres_server():
 
 @pytest.fixture(autouse=True)
 def _fresh_connection_controllers():
-    """Each test's connections start with fresh adaptive controllers (no rate learnt by another test)."""
+    """Each test's connections start with fresh adaptive controllers (no rate learnt by another test)
+    and no cached token."""
     from airflow_provider_fulfillment.concurrency import forget_controllers
+    from airflow_provider_fulfillment.http import forget_tokens
 
     forget_controllers()
+    forget_tokens()
     yield
     forget_controllers()
+    forget_tokens()

@@ -142,7 +142,7 @@ class DropStreamHook(FulfillmentHook):
                 raise ValueError("the token endpoint answered without an access_token")
             return token
 
-        return BearerTokenAuth(token_request, read_token)
+        return BearerTokenAuth(token_request, read_token, shared_by=(settings.conn_id, url, settings.login))
 
     # filters and windows -------------------------------------------------------------
     def options_for(self, resource: Resource) -> Mapping[str, Any]:

@@ -62,7 +62,7 @@ class StreamHook(FulfillmentHook):
                 raise ValueError("the sign-in endpoint answered without a token")
             return token
 
-        return BearerTokenAuth(token_request, read_token)
+        return BearerTokenAuth(token_request, read_token, shared_by=(settings.conn_id, url, settings.login))
 
     def window_fields(self, resource: Resource) -> tuple[str, ...]:
         return ("created_at", "date_delivered")

@@ -7,8 +7,11 @@ they changed (the knobs mutate records of a page already served), so they belong
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -148,6 +151,50 @@ def test_dropstream_one_active_token_per_user_with_requests_in_flight(live):
     renewals = sb.counters().count(path="/dropstream/auth/token")
     pages = sb.counters().count(path="/dropstream/orders", status=200)
     assert renewals <= pages // 5 + 2
+
+
+@pytest.mark.parametrize(
+    ("hook_class", "token_path"),
+    [(DropStreamHook, "/dropstream/auth/token"), (StreamHook, "/stream/client_api/v2/auth/sign_in")],
+)
+def test_async_renewal_is_single_flight_per_connection(live, hook_class, token_path):
+    """Triggers' path: 3 threads, each with its own event loop and 2 hooks of one connection, 8
+    `aget_state`s in flight per loop. Signing in revokes the user's other tokens, so a second
+    renewal would fail the first one's requests: one sign-in, then one renewal after a revoke."""
+    sb = live(4, one_token_per_user=True)
+    ids = (
+        sb.world.dropstream.order_ids()[:24]
+        if hook_class is DropStreamHook
+        else sb.world.stream.order_ids()[:24]
+    )
+    start = threading.Barrier(3)
+
+    def states_in_own_loop(part):
+        async def run():
+            hooks = [hook_class(), hook_class()]
+            try:
+                return await asyncio.gather(
+                    *(hooks[i % 2].aget_state("order", x) for i, x in enumerate(part))
+                )
+            finally:
+                for hook in hooks:
+                    await hook.http.aclose()
+
+        start.wait(timeout=30)
+        return asyncio.run(run())
+
+    def read_all():
+        with ThreadPoolExecutor(3) as pool:
+            parts = list(pool.map(states_in_own_loop, [ids[0::3], ids[1::3], ids[2::3]]))
+        return sorted(str(state.ident) for part in parts for state in part if state.found)
+
+    assert read_all() == sorted(str(x) for x in ids)
+    assert sb.counters().count(path=token_path) == 1
+    sb.revoke_tokens()
+    sb.reset_counters()
+    assert read_all() == sorted(str(x) for x in ids)  # every first request meets a 401
+    assert sb.counters().count(path=token_path) == 1
+    assert sb.counters().count(status=401) > 1
 
 
 # --------------------------------------------------------------------------- DCL
