@@ -430,13 +430,20 @@ class HttpCore:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         parse: Callable[[httpx.Response], Any] | None = None,
+        wait_out_429: bool = True,
     ) -> Any:
         """Send one request, retrying what may succeed later; return the 2xx response (or `parse` of it).
 
         `parse` runs inside the retry loop: a body cut short in transit is retried like a dropped
         connection, while a well-formed body that does not fit the model fails at once.
+        `wait_out_429=False` (read-ahead that may not be needed) gives up on a 429 at once.
         """
-        retrying = tenacity.Retrying(**self._retry_kwargs(), sleep=self._sleep or tenacity.nap.sleep)
+        policy = self._retry_kwargs()
+        if not wait_out_429:
+            policy["retry"] = tenacity.retry_if_exception(
+                lambda signal: is_retryable(signal) and not _is_429(signal)
+            )
+        retrying = tenacity.Retrying(**policy, sleep=self._sleep or tenacity.nap.sleep)
         try:
             return retrying(self._send_once, method, path, params, json, parse)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear error
@@ -564,6 +571,10 @@ class HttpCore:
     ) -> BaseException:
         """The one error a failure becomes (`errors.ERROR_TABLE`); unknown exceptions pass unchanged."""
         return translate(signal, self.where(), method=method, path=path, params=params, attempts=attempts)
+
+
+def _is_429(signal: BaseException) -> bool:
+    return isinstance(signal, RetryableStatus) and signal.response.status_code == 429
 
 
 def retry_wait(attempt: int, retry_after: float | None, cap: float) -> float:

@@ -66,6 +66,9 @@ class PageRequest:
     path: str
     params: dict[str, Any] = field(default_factory=dict)
     tag: Any = field(default=None, compare=False, repr=False)
+    # Read-ahead past what is known to exist: an answer 429 is given up at once, not waited out
+    # (the plan asks again, plainly, if the page turns out to be needed).
+    speculative: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,11 @@ class Evidence:
             _int(meta.get("limit")),
             bool(meta.get("max_total_reached")),
         )
+
+
+def gave_up_on_rate_limit(request: PageRequest, error: FulfillmentAPIError) -> bool:
+    """Whether a speculative request failed only because it was not waited out (429)."""
+    return request.speculative and error.status == 429
 
 
 # --------------------------------------------------------------------------- pages of one part
@@ -186,11 +194,14 @@ class PagedRead(Generic[R]):
         if self.expected_total is not None and self.passes == 1:
             self.last_page = -(-self.expected_total // self.asked)
         self.answered: set[int] = set()
+        self.again: deque[int] = deque()
         self.pass_ids: set[Hashable] = set()
         self.confirmed_full = False
 
-    def _request(self, number: int) -> PageRequest:
-        return PageRequest(self.path, {**self.params, self.page_param: number}, (self.generation, number))
+    def _request(self, number: int, speculative: bool = False) -> PageRequest:
+        return PageRequest(
+            self.path, {**self.params, self.page_param: number}, (self.generation, number), speculative
+        )
 
     @property
     def done(self) -> bool:
@@ -200,17 +211,23 @@ class PagedRead(Generic[R]):
         requests: list[PageRequest] = []
         if self.stopped:
             return requests
+        while self.again and len(requests) < room:  # read-ahead given up on a 429, still needed
+            number = self.again.popleft()
+            if self.last_page is None or number <= self.last_page:
+                requests.append(self._request(number))
         while len(requests) < room:
             number = self.next_page
             if self.last_page is not None:
                 if number > self.last_page:
                     break
             else:
-                # No known end: one in flight until a page came back full, then one ahead at most.
+                # No known end: one in flight until a page came back full, then one ahead at most;
+                # the one ahead may be past the end, so it is speculative.
                 ahead = 2 if self.confirmed_full else 1
                 if self.outstanding + len(requests) >= ahead:
                     break
-            requests.append(self._request(number))
+            speculative = self.last_page is None and self.outstanding + len(requests) > 0
+            requests.append(self._request(number, speculative))
             self.next_page += 1
         self.outstanding += len(requests)
         return requests
@@ -223,8 +240,14 @@ class PagedRead(Generic[R]):
         return ready
 
     def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:
+        """A read-ahead page answered 429 is dropped; asked again (and waited for) only if needed."""
         self.outstanding -= 1
-        return False
+        if not gave_up_on_rate_limit(request, error):
+            return False
+        generation, number = request.tag
+        if generation == self.generation and not self.stopped:
+            self.again.append(number)
+        return True
 
     def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
         self.outstanding -= 1
@@ -862,7 +885,9 @@ class DclSlicePlan(Generic[R]):
             if len(requests) >= room:
                 break
             for request in reader.issue(room - len(requests)):
-                requests.append(PageRequest(request.path, request.params, (reader, request.tag)))
+                requests.append(
+                    PageRequest(request.path, request.params, (reader, request.tag), request.speculative)
+                )
         return requests
 
     def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
@@ -922,11 +947,10 @@ class DclSlicePlan(Generic[R]):
         return fresh
 
     def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:
-        owner, _ = request.tag
+        owner, tag = request.tag
         if isinstance(owner, PagedRead):
-            owner.outstanding -= 1
-        else:
-            self.outstanding -= 1
+            return owner.fail(PageRequest(request.path, request.params, tag, request.speculative), error)
+        self.outstanding -= 1
         return False
 
 

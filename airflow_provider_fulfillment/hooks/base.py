@@ -388,7 +388,9 @@ class FulfillmentHook(BaseHook):
     # the paging driver ---------------------------------------------------------------
     def send_page(self, request: PageRequest, parse: Callable[[httpx.Response], Page[Any]]) -> Page[Any]:
         """The one place a plan's request goes out (retries, auth and errors live in the HTTP core)."""
-        return self.http.request("GET", request.path, params=request.params, parse=parse)
+        return self.http.request(
+            "GET", request.path, params=request.params, parse=parse, wait_out_429=not request.speculative
+        )
 
     def run_plan(self, plan: Plan[Any], parse: Callable[[httpx.Response], Page[Any]]) -> Iterator[Any]:
         """Run a paging plan with up to `max_concurrency` requests in flight; yield what it accepts.

@@ -32,7 +32,9 @@ def live(monkeypatch):
     servers = []
 
     def start(concurrency: int = 4, **options):
-        server = run_sandbox(seed=11, orders=3000, dcl_orders=600, stream_orders=200, **options)
+        server = run_sandbox(
+            **{"seed": 11, "orders": 3000, "dcl_orders": 600, "stream_orders": 200, **options}
+        )
         sb = server.__enter__()
         servers.append(server)
         for name, value in sb.conn_env().items():
@@ -233,6 +235,27 @@ def test_dcl_windowed_read_costs_a_request_per_slice_and_nothing_past_the_end(li
     exactly([o.order_number for o in DclHook().iter_orders(window=window)], expected)
     sent = sb.counters().count(path="/dcl/api/v1/orders")
     assert sent <= 1 + 4 * (-(-len(expected) // 100))  # the window, then slices that each fit a page
+
+
+@pytest.mark.parametrize(("concurrency", "sent"), [(1, 3), (4, 4)])
+def test_dcl_page_mode_reads_at_most_one_page_past_the_end(live, concurrency, sent):
+    """250 orders in pages of 100: pages 1 to 3; reading ahead, one more at most (page 4)."""
+    sb = live(concurrency, dcl_orders=250)
+    exactly([o.order_number for o in DclHook().iter_orders()], sb.world.dcl.order_numbers())
+    assert sb.counters().count(path="/dcl/api/v1/orders") == sent
+
+
+def test_dcl_read_ahead_answered_429_is_dropped_not_waited_out(live):
+    """150 orders in pages of 100: after the full page 1, pages 2 and 3 go out together and both
+    meet a 429 (Retry-After: 2). Page 2 is needed: waited out and asked once more. Page 3, read
+    ahead and past the end, is dropped: 4 requests in all (before: page 3 was retried too)."""
+    sb = live(4, dcl_orders=150)
+    sb.update_faults(rate_limit_every=3, rate_limit_burst=2, retry_after=2, prefix="/dcl")
+    exactly([o.order_number for o in DclHook().iter_orders()], sb.world.dcl.order_numbers())
+    assert sb.counters().count(path="/dcl/api/v1/orders") == 4
+    assert sb.counters().count(path="/dcl/api/v1/orders", status=429) == 2
+    pages = sorted(int(r.params["page"]) for r in sb.counters().requests if r.path == "/dcl/api/v1/orders")
+    assert pages == [1, 2, 2, 3]
 
 
 def test_dcl_200_without_orders_is_retried(live):
