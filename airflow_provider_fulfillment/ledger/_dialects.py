@@ -74,6 +74,13 @@ class Dialect:
     def lock_for_merge(self, cursor: Any, table: str) -> None:
         """Keep other writers of `table` out until commit, so "which records exist" stays true."""
 
+    def differs(self, staged: str, stored: str, kind: str = "value") -> str:
+        """SQL: a staged column's value is not the stored one (NULLs compare as values).
+
+        `kind`: "json" for a normalized JSON column, "raw" for the vendor's JSON, else "value".
+        """
+        return f"{staged} IS NOT {stored}"
+
     # ---------------------------------------------------------------- transactions
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Any]:
@@ -273,6 +280,13 @@ class PostgresDialect(Dialect):
 
     def json_from_text(self, expression: str) -> str:
         return f"CAST({expression} AS JSONB)"
+
+    def differs(self, staged: str, stored: str, kind: str = "value") -> str:
+        if kind == "raw":  # `json` has no equality: its texts, as sent
+            return f"CAST({staged} AS TEXT) IS DISTINCT FROM CAST({stored} AS TEXT)"
+        if kind == "json":
+            return f"{self.json_from_text(staged)} IS DISTINCT FROM {stored}"
+        return f"{staged} IS DISTINCT FROM {stored}"
 
     def lock_for_merge(self, cursor: Any, table: str) -> None:
         # Self-conflicting, so merges of one table queue; readers (plain SELECT) are never blocked.

@@ -474,7 +474,9 @@ class Ledger:
                 CASE WHEN t.{key} IS NULL THEN 0 ELSE 1 END AS existed,
                 CASE WHEN s.observed_at > t.observed_at THEN 1 ELSE 0 END AS observed_later,
                 CASE WHEN s.status <> t.status OR s.raw_status <> t.raw_status THEN 1 ELSE 0 END
-                    AS status_moved
+                    AS status_moved,
+                CASE WHEN s.version_at > t.version_at AND ({self._content_differs(table)}) THEN 1 ELSE 0 END
+                    AS content_changed
             FROM {_STAGE} s
             LEFT JOIN {table.name} t
                 ON t.vendor = s.vendor AND t.account = s.account AND t.{key} = s.{key}
@@ -488,8 +490,9 @@ class Ledger:
             f"""SELECT
                 COALESCE(SUM(CASE WHEN rn = 1 AND existed = 0 THEN 1 ELSE 0 END), 0),
                 COALESCE(SUM(CASE WHEN rn = 1 AND existed = 1 AND version_at > old_version
-                    THEN 1 ELSE 0 END), 0),
-                COALESCE(SUM(CASE WHEN (rn = 1 AND existed = 1 AND version_at = old_version)
+                    AND content_changed = 1 THEN 1 ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN (rn = 1 AND existed = 1 AND (version_at = old_version
+                        OR (version_at > old_version AND content_changed = 0)))
                     OR (rn > 1 AND version_at = best_version) THEN 1 ELSE 0 END), 0),
                 COALESCE(SUM(CASE WHEN (rn = 1 AND existed = 1 AND version_at < old_version)
                     OR (rn > 1 AND version_at < best_version) THEN 1 ELSE 0 END), 0)
@@ -528,6 +531,17 @@ class Ledger:
                 AND {table.name}.{key} = s.{key}"""
         )
         return MergeResult(inserted, updated, unchanged, stale, state_changes)
+
+    def _content_differs(self, table: _Table) -> str:
+        """SQL: the staged row says something the stored one does not (its version and when it was
+        read aside). A newer version that differs is "updated"; one that does not (a record
+        without a vendor version, read again) is "unchanged", though its version still moves."""
+        differs = self.dialect.differs
+        return " OR ".join(
+            differs(f"s.{name}", f"t.{name}", self._column_kind(table, name) if name != "raw" else "raw")
+            for name in table.columns
+            if name not in ("vendor", "account", table.key, "version_at", "observed_at", "conn_id")
+        )
 
     def _staged_value(self, table: _Table, name: str) -> str:
         if name not in table.json_columns or name == "raw":  # raw is staged as its stored type

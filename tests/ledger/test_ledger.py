@@ -121,10 +121,16 @@ def test_without_a_vendor_version_the_later_observation_wins(ledger):
 
 def test_exact_rows_are_stored_with_raw_json_and_account(ledger):
     record = Order(
-        vendor="dcl", id="A-1", number="A-1", status="processing", raw_status="40",
-        created_at=T0, modified_at=T0 + timedelta(minutes=5), ship_by=T0 + timedelta(days=2),
+        vendor="dcl",
+        id="A-1",
+        number="A-1",
+        status="processing",
+        raw_status="40",
+        created_at=T0,
+        modified_at=T0 + timedelta(minutes=5),
+        ship_by=T0 + timedelta(days=2),
         items=[{"line_id": "1", "sku": "SKU-1", "quantity": 3}],
-    )  # fmt: skip
+    )
     ledger.merge(
         "orders",
         [LedgerRow(record, '{"order_number":"A-1"}', account="ACME")],
@@ -337,3 +343,32 @@ def test_two_accounts_sharing_an_order_id_in_one_merge_share_the_state_change_ke
         ("A", "5"),
         ("B", "5"),
     ]
+
+
+def test_a_record_without_a_vendor_version_read_again_unchanged_is_not_updated(ledger):
+    def shipment(tracking: str) -> LedgerRow:
+        record = Shipment(
+            vendor="dropstream",
+            id="s1",
+            order_id="1",
+            status="shipped",
+            raw_status="notified_shipped",
+            tracking_numbers=[tracking],
+            items=[{"line_id": "7"}],
+        )
+        return LedgerRow(record, f'{{"id": 1, "tracking_number": "{tracking}"}}')
+
+    days = [T0 + timedelta(days=n) for n in range(4)]
+    assert ledger.merge("shipments", [shipment("1Z")], observed_at=days[0]) == MergeResult(
+        inserted=1, state_changes=1
+    )
+    assert ledger.merge("shipments", [shipment("1Z")], observed_at=days[1]) == MergeResult(unchanged=1)
+    assert ledger.merge("shipments", [shipment("1Z-B")], observed_at=days[2]) == MergeResult(updated=1)
+    # Its version still moves with each reading: an older reading stays stale.
+    assert ledger.merge("shipments", [shipment("1Z")], observed_at=days[1]) == MergeResult(stale=1)
+    assert ledger.merge("shipments", [shipment("1Z-B")], observed_at=days[3]) == MergeResult(unchanged=1)
+    ((version, observed, tracking),) = rows_of(
+        ledger, "SELECT version_at, observed_at, tracking_numbers FROM fulfillment_shipments"
+    )
+    ts = ledger.dialect.ts_value
+    assert (ts(version), ts(observed), ledger.dialect.json_value(tracking)) == (days[3], days[3], ["1Z-B"])

@@ -234,6 +234,46 @@ def test_dropstream_shipments_that_left_the_queried_states_are_found_again(sandb
     assert result["shipments"]["state_changes"] == len(moved) + len(first_sightings)
 
 
+def test_dropstream_shipments_read_again_count_as_updated_only_when_they_changed(sandbox, ledger_file):
+    """DropStream shipments carry no version: each capture re-reads the open ones, and the load
+    summary counts as updated only those whose content changed."""
+    load(extract("dropstream_default", "shipments", ledger_file), observed_at=END)
+    with Ledger() as ledger:
+        before = {s.id: s.raw_status for s in ledger.iter_records("shipments")}
+    sandbox.advance("1d")
+    day2 = END + timedelta(days=1)
+    manifest = FulfillmentChangeCaptureOperator(
+        task_id="capture",
+        conn_id="dropstream_default",
+        resource="shipments",
+        end=day2,
+        destination=str(ledger_file / "files"),
+        initial_lookback=timedelta(days=1),
+    ).execute({})
+    read = {str(json.loads(line)["id"]) for line in Path(to_path_of(manifest)).read_text().splitlines()}
+    now = current_states("dropstream_default", "shipments", window=(DAY1[0], day2))
+    moved = {ident for ident in read & set(before) if now[ident] != before[ident]}
+    new = read - set(before)
+    assert moved and new and read & set(before) - moved
+    result = load(manifest, observed_at=day2)
+    assert result["shipments"] == {
+        "inserted": len(new),
+        "updated": len(moved),
+        "unchanged": len(read & set(before)) - len(moved),
+        "stale": 0,
+        "state_changes": len(moved) + len(new),
+    }
+    # Read again the next day with nothing moved: all unchanged.
+    again = load(manifest, observed_at=day2 + timedelta(hours=1))
+    assert again["shipments"] == {
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": len(read),
+        "stale": 0,
+        "state_changes": 0,
+    }
+
+
 def test_creation_windows_are_disjoint_short_and_hold_a_bounded_number_of_instants():
     us = timedelta(microseconds=1)
     t = [END + timedelta(minutes=m) for m in (0, 10, 10, 50, 61, 200)] + [END + timedelta(days=3)]
