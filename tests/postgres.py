@@ -93,17 +93,69 @@ def ledger_connection(backend: str, request, tmp_path) -> str:
     return server.connection_json(server.create_database())
 
 
+CLUSTER_PREFIX = "fulfillment-pg-"
+OWNER_FILE = "owner"  # "<pid> <start time>" of the process that started the cluster
+
+
+def _process_identity(pid: int) -> str | None:
+    """ "<pid> <start time>" of a live process (the start time tells a reused pid apart), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return f"{pid} {stat.read().rsplit(')', 1)[1].split()[19]}"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    except OSError:  # no /proc: the pid alone
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return f"{pid} ?"
+
+
+def sweep_stale_clusters(temp_root: str | None = None) -> list[Path]:
+    """Stop and remove the throwaway clusters whose starting process is gone (a hard-killed pytest).
+
+    Only folders this helper made and marked with their owner are touched; a cluster whose owner
+    still runs (another test session) or that has no owner mark yet (one starting now) is left
+    alone. Returns the folders removed.
+    """
+    folder = postgres_bin()
+    removed = []
+    for root in sorted(Path(temp_root or tempfile.gettempdir()).glob(f"{CLUSTER_PREFIX}*")):
+        try:
+            owner = (root / OWNER_FILE).read_text().strip()
+            pid = int(owner.split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        alive = _process_identity(pid)
+        if alive is not None and (alive == owner or owner.endswith(" ?") or alive.endswith(" ?")):
+            continue
+        data = root / "data"
+        if folder is not None and (data / "postmaster.pid").exists():
+            user = root.stat().st_uid
+            server = PostgresServer(folder, data, 0, pwd.getpwuid(user).pw_name)
+            server._run(str(folder / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate", "-w", check=False)
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
+
+
 def start_postgres() -> PostgresServer:
     """initdb + pg_ctl start a fresh cluster in a temporary folder, on a free loopback port.
 
+    First, clusters left running by a process that is gone are stopped (`sweep_stale_clusters`).
     As root, the server runs as the `postgres` system user (created if missing), as PostgreSQL
     refuses to run as root. Raises `RuntimeError` with the server's log when it cannot start.
     """
     folder = postgres_bin()
     if folder is None:
         raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    sweep_stale_clusters()
     user = pwd.getpwuid(os.geteuid()).pw_name
-    root = Path(tempfile.mkdtemp(prefix="fulfillment-pg-"))
+    root = Path(tempfile.mkdtemp(prefix=CLUSTER_PREFIX))
+    (root / OWNER_FILE).write_text(_process_identity(os.getpid()) or f"{os.getpid()} ?")
     if os.geteuid() == 0:
         user = "postgres"
         try:
