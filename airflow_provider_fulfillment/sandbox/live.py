@@ -4,10 +4,16 @@ Production data changes while it is read, and vendors serve pages that are not w
 promise. Each knob reproduces one case a client must survive (all off by default):
 
 - ``mutate`` (``modify``, ``status`` or ``insert``) after ``mutate_after`` listing answers under
-  ``mutate_prefix`` (and again every ``mutate_every`` answers after that, if set): ``modify`` moves ``mutate_count`` records of the page just served out of
-  their ``modified_at`` (DCL: to a day after the world's end); ``status`` moves them to another
-  state (DropStream ``fulfillment_state``, Stream ``status``); ``insert`` makes ``mutate_count``
-  records appear that were hidden until then (the newest ones of the world).
+  ``mutate_prefix`` (and again every ``mutate_every`` answers after that, if set), on
+  ``mutate_count`` records of the page just served:
+
+  - ``modify`` moves their ``modified_at`` to a day after the world's end. DCL only: DropStream
+    and Stream document no modification time (no field, no filter), so there is nothing to move.
+  - ``status`` moves them to another state: DropStream ``fulfillment_state``, Stream ``status``,
+    DCL ``order_stage`` (to another stage of the same kind, shipped or not; ``modified_at``
+    moves with it, as DCL's does).
+  - ``insert`` makes ``mutate_count`` records appear that were hidden until then (the newest
+    ones of the world), for every vendor.
 - ``page_cap``: serve at most this many records a page, below what was asked (DropStream echoes
   the ``limit`` it served and counts ``total_pages`` by it, as a server lowering its maximum would).
 - ``unstable_ties``: DropStream returns records whose sort key ties in a different order on each
@@ -230,6 +236,8 @@ class LiveData:
         if vendor == "dcl":
             if kind == "modify":
                 world.dcl.set_modified(row, world.dcl.end + _DAY)
+            elif kind == "status":
+                world.dcl.set_stage(row, world.dcl.end + _DAY)
             return world.dcl.order_number(row)
         if vendor == "stream":
             if kind == "status":

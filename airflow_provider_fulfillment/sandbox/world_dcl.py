@@ -252,7 +252,8 @@ class DclWorld(Timeline):
         self.recent_start = max(start, end - int(recent_days * DAY))
         k = self.index_at(self.recent_start)
         # every stage (and cancelled/back-order variant) appears: one of each opens the recent zone
-        self._kind = bytes(mixed_codes(random_bytes(seed, 102, n), k, _OLD_MIX, _RECENT_MIX, DRAWN_KINDS))
+        # mutable: the live-data knobs move an order to another stage (set_stage)
+        self._kind = bytearray(mixed_codes(random_bytes(seed, 102, n), k, _OLD_MIX, _RECENT_MIX, DRAWN_KINDS))
         self._tags = {
             name: random_bytes(seed, 103 + j, n).translate(table)
             for j, (name, (_, table)) in enumerate(_TABLES.items())
@@ -349,6 +350,20 @@ class DclWorld(Timeline):
         """Order ``j`` was modified at ``t`` (live-data knobs): filters and renderings see it from now on."""
         self._modified_at[j] = t
         self._bytes = LRU(20_000)
+
+    def set_stage(self, j: int, t: int) -> int:
+        """Order ``j`` moves to another ``order_stage`` at ``t`` (live-data knobs), as DCL would: its
+        ``modified_at`` moves too. Shipped orders stay shipped (their shipments are kept); returns
+        the new stage."""
+        stage, cancelled, back = KINDS[self._kind[j]]
+        shipped = stage in SHIPPED_STAGES
+        self._kind[j] = next(
+            k
+            for k, (other, other_cancelled, _) in enumerate(KINDS)
+            if other != stage and (other in SHIPPED_STAGES) == shipped and other_cancelled == cancelled
+        )
+        self.set_modified(j, t)
+        return self.stage(j)
 
     def modified(self, j: int) -> int:
         if j in self._modified_at:

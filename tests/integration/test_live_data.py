@@ -3,6 +3,10 @@
 Each test starts its own small sandbox, because mutations change its world for good. The expected
 set is what the server held when the read began; records that changed mid-read were read before
 they changed (the knobs mutate records of a page already served), so they belong to it.
+
+Every vendor x case the vendor's API has is here; the sandbox README's "Live-data knobs, per
+vendor" table says which cases a vendor has no concept for (DropStream and Stream: no modification
+time; DCL: no sort, no totals, no token; Stream: no page size).
 """
 
 from __future__ import annotations
@@ -155,6 +159,23 @@ def test_dropstream_one_active_token_per_user_with_requests_in_flight(live):
     assert renewals <= pages // 5 + 2
 
 
+@pytest.mark.parametrize("paging", ["session", "page"])
+def test_dropstream_records_inserted_mid_read(live, paging):
+    """The 3 newest orders appear after answer 2: every order there before is read once, and the
+    new ones at most once. (`modify` has no DropStream case: its documented objects carry no
+    modification time, and no filter reads one, so nothing a read selects on can be modified.)"""
+    sb = live(4, mutate="insert", mutate_after=2, mutate_count=3, mutate_prefix="/dropstream")
+    window = _days(sb, 90, -1)
+    after = _ds_expected(sb, window)
+    hidden = {
+        sb.world.dropstream.order_id(i) for i in range(sb.world.dropstream.n - 3, sb.world.dropstream.n)
+    }
+    assert hidden <= set(after)
+    ids = [o.id for o in DropStreamHook().iter_orders(window=window, paging=paging, limit=300)]
+    assert sb.app.live.mutated == [("dropstream", "insert")]
+    stayed_and_nothing_else(ids, after, hidden)
+
+
 @pytest.mark.parametrize(
     ("hook_class", "token_path"),
     [(DropStreamHook, "/dropstream/auth/token"), (StreamHook, "/stream/client_api/v2/auth/sign_in")],
@@ -258,6 +279,40 @@ def test_dcl_read_ahead_answered_429_is_dropped_not_waited_out(live):
     assert pages == [1, 2, 2, 3]
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_dcl_stage_change_mid_read_leaves_the_filter_and_loses_nothing(live, concurrency):
+    """Two orders of the first page served move to another `order_stage` (and so leave
+    `filter=order_stage eq 60`; their `modified_at` moves past the window too, as DCL's does)."""
+    sb = live(concurrency, mutate="status", mutate_after=1, mutate_count=2, mutate_prefix="/dcl")
+    window = _days(sb, 60, 0)
+    stage = "order_stage eq 60"
+    expected = sb.world.dcl.order_numbers(window=window, field="modified_at", filter=stage)
+    assert len(expected) > 100
+    orders = list(DclHook().iter_orders(window=window, filter=stage))
+    assert len(sb.app.live.mutated) == 2
+    assert all(sb.world.dcl.stage(sb.world.dcl.order_index(n)) != 60 for _, n in sb.app.live.mutated)
+    exactly([o.order_number for o in orders], expected)
+
+
+@pytest.mark.parametrize("windowed", [True, False])
+def test_dcl_records_inserted_mid_read(live, windowed):
+    """The 3 newest orders appear after the first answer: every order there before is read once,
+    and the new ones at most once (without a window they are listed last, so they are read)."""
+    sb = live(4, mutate="insert", mutate_after=1, mutate_count=3, mutate_prefix="/dcl")
+    window, after = _dcl_window(sb)
+    if not windowed:
+        after = sb.world.dcl.order_numbers()
+    hidden = {sb.world.dcl.order_number(j) for j in range(sb.world.dcl.n - 3, sb.world.dcl.n)}
+    assert hidden <= set(after)
+    orders = DclHook().iter_orders(**({"window": window} if windowed else {}))
+    numbers = [o.order_number for o in orders]
+    assert sb.app.live.mutated == [("dcl", "insert")]
+    if windowed:
+        stayed_and_nothing_else(numbers, after, hidden)
+    else:
+        exactly(numbers, after)
+
+
 def test_dcl_200_without_orders_is_retried(live):
     sb = live(1, error_body_every=2)
     window, expected = _dcl_window(sb)
@@ -289,6 +344,16 @@ def test_stream_newest_first_insert_between_pages_loses_nothing(live):
     ids = [o.id for o in StreamHook().iter_orders()]
     exactly(ids, sb.world.stream.order_ids())
     assert before < set(ids)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_stream_records_inserted_mid_read_oldest_first(live, concurrency):
+    """Stream's own order (oldest first): the 3 newest appear after page 1 and are read too. (No
+    `modify` case: Stream documents no modification time and no filter on one.)"""
+    sb = live(concurrency, mutate="insert", mutate_after=1, mutate_count=3, mutate_prefix="/stream")
+    ids = [o.id for o in StreamHook().iter_orders()]
+    assert sb.app.live.mutated == [("stream", "insert")]
+    exactly(ids, sb.world.stream.order_ids())
 
 
 def test_stream_200_error_body_and_missing_meta(live):
