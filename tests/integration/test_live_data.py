@@ -35,7 +35,7 @@ def live(monkeypatch):
     """A fresh sandbox per test; `live(**knobs)` starts it with the connections pointed at it."""
     servers = []
 
-    def start(concurrency: int = 4, **options):
+    def start(concurrency: int = 4, max_wait: float = 0.01, **options):
         server = run_sandbox(
             **{"seed": 11, "orders": 3000, "dcl_orders": 600, "stream_orders": 200, **options}
         )
@@ -43,7 +43,7 @@ def live(monkeypatch):
         servers.append(server)
         for name, value in sb.conn_env().items():
             body = json.loads(value)
-            body["extra"] = {"max_wait": 0.01, "max_attempts": 4, "max_concurrency": concurrency}
+            body["extra"] = {"max_wait": max_wait, "max_attempts": 4, "max_concurrency": concurrency}
             monkeypatch.setenv(name, json.dumps(body))
         return sb
 
@@ -269,8 +269,9 @@ def test_dcl_page_mode_reads_at_most_one_page_past_the_end(live, concurrency, se
 def test_dcl_read_ahead_answered_429_is_dropped_not_waited_out(live):
     """150 orders in pages of 100: after the full page 1, pages 2 and 3 go out together and both
     meet a 429 (Retry-After: 2). Page 2 is needed: waited out and asked once more. Page 3, read
-    ahead and past the end, is dropped: 4 requests in all (before: page 3 was retried too)."""
-    sb = live(4, dcl_orders=150)
+    ahead and past the end, is dropped: 4 requests in all (before: page 3 was retried too).
+    Waits are capped at 0.5 s, so page 2's retry goes out after page 3 however loaded the machine."""
+    sb = live(4, max_wait=0.5, dcl_orders=150)
     sb.update_faults(rate_limit_every=3, rate_limit_burst=2, retry_after=2, prefix="/dcl")
     exactly([o.order_number for o in DclHook().iter_orders()], sb.world.dcl.order_numbers())
     assert sb.counters().count(path="/dcl/api/v1/orders") == 4
