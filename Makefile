@@ -4,10 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install test test-soak lint demo airflow bench bench-ledger sandbox clean
+.PHONY: help install test test-soak lint demo airflow bench bench-executor bench-ledger sandbox clean
 
 help:
-	@echo "make demo | make test | make test-soak | make lint | make bench | make bench-ledger | make sandbox | make airflow"
+	@echo "make demo | make test | make test-soak | make lint | make bench | make bench-executor | make bench-ledger | make sandbox | make airflow"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 # Ledger merge throughput on SQLite and PostgreSQL (a throwaway cluster): BENCH_LEDGER_ARGS="--orders 100000".
+# Opt-in (minutes): one extract task vs N mapped tasks on a real Airflow with the LocalExecutor.
+bench-executor: $(STAMP)
+	$(PY) benchmarks/executor.py $(BENCH_EXECUTOR_ARGS)
+
 bench-ledger: $(STAMP)
 	@bash scripts/system-deps.sh
 	$(PY) benchmarks/ledger_merge.py $(BENCH_LEDGER_ARGS)
