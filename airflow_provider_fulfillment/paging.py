@@ -16,8 +16,8 @@ read. The rules that make reads exactly once while the vendor's data moves:
 - Offsets past page 1 over a moving set shift. A plan that can see the set move (a changed total,
   record count or page count, an id twice in one pass, an empty page before the last) reads the
   part again; ids already yielded are skipped (dedupe by the vendor's identity).
-- DCL has no totals: a window on `modified_at` is read as time slices that each fit one page;
-  a slice that fills its page is split, so no page past page 1 is read over a moving set.
+- DCL has no totals: a window (on any field) is read as `modified_at` time slices that each fit
+  one page; a slice that fills its page is split, so no page past page 1 is read over a moving set.
 - Read-ahead costs nothing: a plan with no known end keeps one request in flight until a page
   comes back full, then at most one ahead; a plan with a known end never asks past it.
 """
@@ -964,11 +964,43 @@ def dcl_plan(
     bounds_of: BoundsOf,
     id_of: IdOf,
     admit: Admit,
+    latest: datetime | None = None,
 ) -> Any:
-    """Slices when the window's field is one the server filters exactly; numbered pages otherwise."""
+    """A window is always read as `modified_*` slices that each fit one page (DCL sends no totals,
+    so numbered pages past page 1 over a moving set cannot be checked):
+
+    - a window on `modified_at` (filtered exactly, both ends): its own slices;
+    - a window on another field (`received_*`/`shipped_*` take only a day as their end, so they
+      cannot cut a slice that fits a page; `ordered_date` has no filter): the field's filter as
+      sent, and slices of `modified_at` from the window's start to `latest`, the first open below
+      and the last open above, so together they cover every modification time. Records are
+      trimmed to the window on its own field and deduped by identity.
+
+    Without a window, numbered pages (with dedupe): there is no bound to slice between.
+    """
     if window is not None and sliceable:
         return DclSlicePlan(
             path, params, page_size=page_size, window=window, bounds_of=bounds_of, id_of=id_of, admit=admit
+        )
+    if window is not None and latest is not None and latest > window.start:
+        modified = Window(window.start, latest)
+
+        def open_ended(part: Window) -> dict[str, Any]:
+            bounds = bounds_of(part)
+            if part.start <= modified.start:
+                bounds.pop("modified_from", None)
+            if part.end >= modified.end:
+                bounds.pop("modified_to", None)
+            return bounds
+
+        return DclSlicePlan(
+            path,
+            params,
+            page_size=page_size,
+            window=modified,
+            bounds_of=open_ended,
+            id_of=id_of,
+            admit=lambda record, _part: admit(record, window),
         )
     return _DclChecked(path, {**params, "page_size": page_size}, asked=page_size, id_of=id_of)
 

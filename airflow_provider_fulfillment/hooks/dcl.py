@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -273,6 +273,10 @@ class DclHook(FulfillmentHook):
             bounds_of=lambda part: dcl_bounds(part, "modified"),
             id_of=lambda order: self.record_key("orders", order),  # (account_number, order_number)
             admit=self.in_window(field_name),
+            # the last modification a slice must cover (the last slice is open above anyway)
+            latest=None
+            if query.window is None
+            else max(datetime.now(UTC), query.window.end) + timedelta(days=1),
         )
         parse = (
             self.parse_raw_bytes_page

@@ -295,6 +295,24 @@ def test_dcl_stage_change_mid_read_leaves_the_filter_and_loses_nothing(live, con
     exactly([o.order_number for o in orders], expected)
 
 
+@pytest.mark.parametrize(("mutate", "concurrency"), [("status", 1), ("status", 4), ("modify", 4)])
+def test_dcl_received_window_is_sliced_and_loses_nothing_mid_read(live, mutate, concurrency):
+    """A `received_date` window (DCL filters it by whole days only): read as `modified_at` slices
+    that each fit one page. Orders of the first page served change stage (leaving the stage
+    filter) or modification time (moving to the last slice): nothing else is lost, none twice."""
+    sb = live(concurrency, mutate=mutate, mutate_after=1, mutate_count=2, mutate_prefix="/dcl")
+    window = _days(sb, 90, 0)
+    stage = {"filter": "order_stage eq 60"} if mutate == "status" else {}
+    expected = sb.world.dcl.order_numbers(window=window, field="received_at", **stage)
+    assert len(expected) > 150
+    orders = list(DclHook().iter_orders(window=window, window_field="received_date", **stage))
+    assert len(sb.app.live.mutated) == 2
+    exactly([o.order_number for o in orders], expected)
+    sent = [r.params for r in sb.counters().requests if r.path == "/dcl/api/v1/orders"]
+    assert {p["page"] for p in sent} == {"1"}  # no page past page 1 was read over the moving set
+    assert all("received_from" in p and "received_to" in p for p in sent)
+
+
 @pytest.mark.parametrize("windowed", [True, False])
 def test_dcl_records_inserted_mid_read(live, windowed):
     """The 3 newest orders appear after the first answer: every order there before is read once,
