@@ -30,8 +30,9 @@ from airflow_provider_fulfillment.errors import (
     VendorRejected,
 )
 from airflow_provider_fulfillment.http import ClientSettings, HttpCore
-from airflow_provider_fulfillment.paging import Page, PageRequest, Plan
+from airflow_provider_fulfillment.paging import Evidence, Page, PageRequest, Plan
 from airflow_provider_fulfillment.rawpages import PageSplitter, RawRecord
+from airflow_provider_fulfillment.readahead import ReadAheadBudget
 from airflow_provider_fulfillment.vendors import VendorDeclaration
 from airflow_provider_fulfillment.windows import Window, partial_iso_date
 
@@ -92,6 +93,12 @@ class FulfillmentHook(BaseHook):
     """
 
     conn_name_attr = "conn_id"
+    # Pages a concurrent read holds (issued, waiting, being consumed) fit this many bytes (readahead.py).
+    read_ahead_bytes: ClassVar[int | None] = 48 << 20
+    # Whether a read's first answer carries the vendor's count of the whole read (DropStream's
+    # `total_count` of the session or sizing request): `read_total` then holds it, for progress.
+    reports_read_total: ClassVar[bool] = False
+    read_total: int | None = None
     # The vendor's declaration (vendors.py): each vendor hook binds one, once, and get_provider_info(),
     # get_hook, the operators and the sandbox read the same object. The attributes below are copied
     # from it when the class is defined.
@@ -409,6 +416,8 @@ class FulfillmentHook(BaseHook):
         )
         in_flight: deque[tuple[PageRequest, Future[Page[Any]]]] = deque()
         read_ahead = self.http.controller.read_ahead
+        budget = ReadAheadBudget(self.read_ahead_bytes)  # bytes held, however far the limit grows
+        parse = budget.sized(parse)
 
         def submit(request: PageRequest) -> Future[Page[Any]]:
             if pool is not None:
@@ -421,15 +430,18 @@ class FulfillmentHook(BaseHook):
             return future
 
         pages = 0
+        self.read_total = None
         try:
             while not plan.done:
                 # The controller's limit + 1 running, not the ceiling: pages issued past it would
                 # only wait, finished, in memory. A head that waits (a 429's retry waits at least
                 # 0.25 s) must not stop the others: up to 3x that many are held, done or not (at
-                # 2x, a 30 req/s read stalled ~0.25 s after each 429, measured).
+                # 2x, a 30 req/s read stalled ~0.25 s after each 429, measured), and never more
+                # than the byte budget holds.
                 ahead = min(width, read_ahead())
                 running = sum(1 for _, pending in in_flight if not pending.done())
-                for request in plan.issue(min(ahead - running, HELD_PER_RUNNING * ahead - len(in_flight))):
+                held = min(HELD_PER_RUNNING * ahead, budget.pages())
+                for request in plan.issue(min(ahead - running, held - len(in_flight))):
                     in_flight.append((request, submit(request)))
                 if not in_flight:
                     if plan.done:
@@ -455,6 +467,8 @@ class FulfillmentHook(BaseHook):
                     records = plan.feed(request, page)
                 except VendorRejected as rejected:
                     raise self.vendor_error(request, rejected) from None
+                if not pages and self.reports_read_total:
+                    self.read_total = Evidence.of(page).total
                 pages += 1
                 yield from records
         finally:

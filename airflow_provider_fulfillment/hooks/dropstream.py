@@ -88,6 +88,7 @@ class DropStreamHook(FulfillmentHook):
     """
 
     declaration = vendors.DROPSTREAM
+    reports_read_total = True  # a read opens with a session or sizing request: its total_count
     # Most results a page-based query returns; more means `max_total_reached` and a cut set.
     result_cap: int = DROPSTREAM_RESULT_CAP
     filters: ClassVar[Mapping[str, Mapping[str, Any]]] = {

@@ -17,7 +17,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -120,7 +120,8 @@ class Progress:
     """Logs records, percentage, records/s and an ETA every `interval` seconds, never per record.
 
     `total` is the vendor's own count for the window (DropStream's `total_count`), when it gives one;
-    it counts the window widened by the send margin, so the percentage is capped at 100.
+    it counts the window widened by the send margin, so the percentage is capped at 100. It may be
+    a callable, asked until it knows: the count comes with the read's first answer, not before.
     """
 
     def __init__(
@@ -128,13 +129,13 @@ class Progress:
         log: logging.Logger | Any,
         what: str,
         interval: float = 30.0,
-        total: int | None = None,
+        total: int | None | Callable[[], int | None] = None,
         clock: Any = time.monotonic,
     ) -> None:
         self.log = log
         self.what = what
         self.interval = interval
-        self.total = total
+        self._total = total
         self.count = 0
         self._clock = clock
         self.started = clock()
@@ -162,6 +163,15 @@ class Progress:
             f"{self.what}: {self.count:,} of {self.total:,} records ({share:.0%}), "
             f"{rate:,.0f} records/s, {eta}"
         )
+
+    @property
+    def total(self) -> int | None:
+        if callable(self._total):
+            known = self._total()
+            if known is None:
+                return None
+            self._total = known
+        return self._total
 
     def rate(self, now: float | None = None) -> float:
         elapsed = (self._clock() if now is None else now) - self.started
@@ -339,8 +349,11 @@ class FulfillmentExtractOperator(BaseOperator):
         model = model_class(vendor, self.resource, self.normalized)
         what = f"{hook.hook_name} {self.resource} {window.start.isoformat()} → {window.end.isoformat()}"
         self.log.info("Extracting %s (on %s) to %s", what, window_field, uri_of(final))
-        total = self._expected(hook, window, filters)
-        progress = self.progress_class(self.log, what, self.progress_interval, total=total)
+        # The vendor's count for the window comes with the read's first answer (DropStream's
+        # `total_count`): no request of its own.
+        progress = self.progress_class(
+            self.log, what, self.progress_interval, total=lambda: getattr(hook, "read_total", None)
+        )
         controller = getattr(getattr(hook, "http", None), "controller", None)
         baseline = controller.begin() if controller is not None else None
         normalize = hook.normalize
@@ -391,7 +404,7 @@ class FulfillmentExtractOperator(BaseOperator):
             "compression": self.compression,
             "normalized": self.normalized,
             "conn_id": self.conn_id,
-            "expected_records": total,
+            "expected_records": progress.total,
             "requests": controller.since(baseline) if controller is not None and baseline else {},
             "drift": None if meter is None else meter.drift.as_dict(),
             "identity": list(getattr(hook, "identity_fields", {}).get(self.resource, ("id",))),
@@ -420,14 +433,6 @@ class FulfillmentExtractOperator(BaseOperator):
         inputs = [endpoint_dataset(base_url, vendor, self.resource)] if base_url else []
         output = (*file_dataset(manifest["uri"]), manifest["records"], manifest["bytes"])
         return operator_lineage(inputs, [output])
-
-    def _expected(self, hook: FulfillmentHook, window: Window, filters: dict[str, Any]) -> int | None:
-        """The vendor's count for the window, for progress. It is the extraction's first request: if
-        the vendor fails it, the read would fail the same way, so the error is the extraction's."""
-        counter = getattr(hook, "count_records", None)
-        if counter is None:
-            return None
-        return counter(self.resource, window, window_field=self.window_field, **filters)
 
     def _drift_watch(self, meter: DriftMeter | None, vendor_name: str) -> Any:
         """A per-record callable that counts drift and logs (or fails on) each new kind once."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -110,3 +111,29 @@ def test_parquet_from_the_bytes_holds_what_the_model_path_wrote(sandbox, tmp_pat
             assert written.column(name).to_pylist() == expected.column(name).to_pylist(), name
     read_back = [model.model_validate(row) for row in iter_documents(to_path(manifest["uri"]))]
     assert read_back == models
+
+
+def test_progress_takes_the_total_from_the_reads_first_answer(sandbox, tmp_path, capsys):
+    """No request of its own for the progress count: the sizing request the read makes anyway tells it."""
+    sandbox.reset_counters()
+    operator = FulfillmentExtractOperator(
+        task_id="extract",
+        conn_id="dropstream_default",
+        destination=str(tmp_path),
+        window=WINDOW,
+        progress_interval=0,
+    )
+    manifest = operator.execute(context={})
+    sent = sandbox.counters().params("/dropstream/orders")
+    # the window widened by the send margin (a second each side), trimmed exactly on the client
+    window = {"created_at_min": "2025-11-19T23:59:59+00:00", "created_at_max": "2025-12-05T00:00:01+00:00"}
+    pages = -(-manifest["records"] // 1000)
+    assert sent == [{**window, "limit": "1"}] + [
+        {**window, "limit": "1000", "page": str(page)} for page in range(1, pages + 1)
+    ]
+    assert manifest["requests"]["requests"] == len(sent)
+    assert manifest["expected_records"] == manifest["records"] == 500
+    progress = [line for line in capsys.readouterr().out.splitlines() if " of 500 records (" in line]
+    assert progress and re.search(
+        r": \d+ of 500 records \(\d+%\), [\d,]+ records/s, ETA [\d,]+ s", progress[0]
+    )

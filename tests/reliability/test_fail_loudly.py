@@ -68,9 +68,8 @@ class Case:
     # The message, from what the sandbox saw (the last request of the failing kind) and its URL.
     message: Callable[[Counters, str], str]
     password: str | None = None
-    # Whether the failure comes after the output's temporary file was opened. DropStream's first
-    # request is the progress count, sent before the file is opened: a failure there leaves nothing
-    # to remove.
+    # Whether the failure comes after the output's temporary file was opened (every read starts
+    # inside the write: the progress count comes with the read's first answer).
     opens_output: bool = True
 
 
@@ -83,12 +82,12 @@ def _last(counters: Counters, path: str, **criteria: Any) -> str:
 RATE_HINT = "rate limited: raise the connection's max_attempts/max_wait or lower max_concurrency"
 
 CASES: dict[str, Case] = {
-    # The progress count and the sizing request (sessions of limit 1) and page 1 (1,000 orders,
-    # over 1 MiB, written to the temporary file) pass, then page 2 meets a burst of 429s longer
-    # than the budget.
+    # The sizing request (a session of limit 1, which also tells the progress total) and page 1
+    # (1,000 orders, over 1 MiB, written to the temporary file) pass, then page 2 meets a burst of
+    # 429s longer than the budget.
     "dropstream-429-past-budget-mid-file": Case(
         "dropstream",
-        {"rate_limit_every": 12, "rate_limit_burst": 9, "retry_after": 0, "prefix": "/dropstream/orders"},
+        {"rate_limit_every": 11, "rate_limit_burst": 9, "retry_after": 0, "prefix": "/dropstream/orders"},
         {"max_attempts": 4, "max_concurrency": 1},
         {"paging": "page", "limit": 1000},
         FulfillmentAPIError,
@@ -104,14 +103,12 @@ CASES: dict[str, Case] = {
         lambda c, url: f"DropStream connection '{CONN_ID}': GET {_last(c, '/dropstream/orders', fault='drop')} failed after "
         f"3 attempts: no response: RemoteProtocolError: Server disconnected without sending a response. "
         f"(is {url}/dropstream reachable?)",
-        opens_output=False,
     ),
     "dropstream-refused-sign-in": Case(
         "dropstream", {}, {}, {}, FulfillmentAuthError,
         lambda c, url: f"DropStream connection '{CONN_ID}': POST /dropstream/auth/token failed: HTTP 401: invalid_client: "
         "bad API user or password (the sign-in was refused: check the connection's login and password)",
         password="not-the-password",
-        opens_output=False,
     ),
     # A DCL error inside an HTTP 200 is an error at once (never an empty page, never retried).
     "dcl-error-code-in-200": Case(
