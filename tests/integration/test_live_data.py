@@ -313,6 +313,20 @@ def test_dcl_received_window_is_sliced_and_loses_nothing_mid_read(live, mutate, 
     assert all("received_from" in p and "received_to" in p for p in sent)
 
 
+def test_dcl_ship_date_window_is_sliced_and_trimmed_on_the_nested_shipments(live):
+    """`ship_date` is each nested shipment's: slices select orders, the hook trims shipments."""
+    sb = live(4)
+    start, end = _days(sb, 60, 0)
+    every = list(DclHook().iter_shipments(extended_date=True))  # times, as the windowed read asks
+    expected = [s.ship_id for s in every if s.ship_date is not None and start <= s.ship_date < end]
+    assert 100 < len(expected) < len(every)
+    sb.reset_counters()
+    got = [s.ship_id for s in DclHook().iter_shipments(window=(start, end), window_field="ship_date")]
+    exactly(got, expected)
+    sent = [r.params for r in sb.counters().requests if r.path == "/dcl/api/v1/orders"]
+    assert {p["page"] for p in sent} == {"1"} and all("shipped_from" in p for p in sent)
+
+
 @pytest.mark.parametrize("windowed", [True, False])
 def test_dcl_records_inserted_mid_read(live, windowed):
     """The 3 newest orders appear after the first answer: every order there before is read once,
