@@ -474,9 +474,7 @@ class Ledger:
                 CASE WHEN t.{key} IS NULL THEN 0 ELSE 1 END AS existed,
                 CASE WHEN s.observed_at > t.observed_at THEN 1 ELSE 0 END AS observed_later,
                 CASE WHEN s.status <> t.status OR s.raw_status <> t.raw_status THEN 1 ELSE 0 END
-                    AS status_moved,
-                CASE WHEN s.version_at > t.version_at AND ({self._content_differs(table)}) THEN 1 ELSE 0 END
-                    AS content_changed
+                    AS status_moved
             FROM {_STAGE} s
             LEFT JOIN {table.name} t
                 ON t.vendor = s.vendor AND t.account = s.account AND t.{key} = s.{key}
@@ -490,15 +488,19 @@ class Ledger:
             f"""SELECT
                 COALESCE(SUM(CASE WHEN rn = 1 AND existed = 0 THEN 1 ELSE 0 END), 0),
                 COALESCE(SUM(CASE WHEN rn = 1 AND existed = 1 AND version_at > old_version
-                    AND content_changed = 1 THEN 1 ELSE 0 END), 0),
-                COALESCE(SUM(CASE WHEN (rn = 1 AND existed = 1 AND (version_at = old_version
-                        OR (version_at > old_version AND content_changed = 0)))
+                    THEN 1 ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN (rn = 1 AND existed = 1 AND version_at = old_version)
                     OR (rn > 1 AND version_at = best_version) THEN 1 ELSE 0 END), 0),
                 COALESCE(SUM(CASE WHEN (rn = 1 AND existed = 1 AND version_at < old_version)
                     OR (rn > 1 AND version_at < best_version) THEN 1 ELSE 0 END), 0)
             FROM {_RANKED}"""
         )
-        inserted, updated, unchanged, stale = (int(value) for value in cursor.fetchone())
+        inserted, newer, unchanged, stale = (int(value) for value in cursor.fetchone())
+        # A newer version saying nothing new (a record without a vendor version, read again) is
+        # unchanged, though it is still written: its version moves on. Compared here, on the newer
+        # rows only: in the rank, the wide columns would travel through its sort.
+        same = self._newer_but_same(cursor, table) if newer else 0
+        updated, unchanged = newer - same, unchanged + same
         state_changes = self._write_state_changes(cursor, kind, table, run, shape, all_new=inserted == staged)
         self._step("state_changes")
         columns = table.columns
@@ -532,16 +534,23 @@ class Ledger:
         )
         return MergeResult(inserted, updated, unchanged, stale, state_changes)
 
-    def _content_differs(self, table: _Table) -> str:
-        """SQL: the staged row says something the stored one does not (its version and when it was
-        read aside). A newer version that differs is "updated"; one that does not (a record
-        without a vendor version, read again) is "unchanged", though its version still moves."""
+    def _newer_but_same(self, cursor: Any, table: _Table) -> int:
+        """How many newer versions say nothing the stored record does not (every column but the
+        version, the observation time and the connection)."""
         differs = self.dialect.differs
-        return " OR ".join(
+        content = " OR ".join(
             differs(f"s.{name}", f"t.{name}", self._column_kind(table, name) if name != "raw" else "raw")
             for name in table.columns
             if name not in ("vendor", "account", table.key, "version_at", "observed_at", "conn_id")
         )
+        key = table.key
+        cursor.execute(
+            f"""SELECT COUNT(*) FROM {_RANKED} r
+            JOIN {_STAGE} s ON s.seq = r.seq
+            JOIN {table.name} t ON t.vendor = s.vendor AND t.account = s.account AND t.{key} = s.{key}
+            WHERE r.rn = 1 AND r.existed = 1 AND r.version_at > r.old_version AND NOT ({content})"""
+        )
+        return int(cursor.fetchone()[0])
 
     def _staged_value(self, table: _Table, name: str) -> str:
         if name not in table.json_columns or name == "raw":  # raw is staged as its stored type
