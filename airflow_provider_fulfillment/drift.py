@@ -10,6 +10,11 @@ nobody would hear about it. A `DriftMeter` watches the records of one extraction
 
 It reads a decoded JSON object, a record kept as the vendor's bytes or a vendor model alike, and says which drift is new,
 so a caller can log one line per new kind of drift rather than one per record. Pure: no Airflow, no IO.
+
+A record kept as bytes is first decoded by msgspec into a strict struct of its schema (unknown
+fields forbidden, plain values skipped unbuilt as `Raw`, a string refused where a list is
+documented): when that succeeds the record has no field or shape drift, proven in C. Only a
+record it refuses is decoded whole and walked, which names its drift exactly.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
 
+import msgspec
 from pydantic import BaseModel
 from pydantic_core import from_json
 
@@ -77,6 +83,39 @@ class _RecursiveSchema:
         return getattr(schema_of(self._model), name)
 
 
+# How deep the strict struct follows a schema nesting itself (bundle lines of bundle lines); past
+# that, only an empty object (or list of them) is accepted and anything else goes to the walk.
+_RECURSION_DEPTH = 3
+_EMPTY_OBJECT = msgspec.defstruct("NoFields", [], forbid_unknown_fields=True, gc=False)
+
+
+def _strict_type(schema: Schema, depth: int = 0) -> type[msgspec.Struct]:
+    """A struct accepting exactly the records `_walk_dict` finds no drift in (it may refuse more)."""
+    fields: list[tuple[str, Any, None]] = []
+    rename: dict[str, str] = {}
+    for number, name in enumerate(sorted(schema.fields)):
+        sub = schema.nested.get(name)
+        if sub is not None:
+            if isinstance(sub, _RecursiveSchema):
+                inner = _EMPTY_OBJECT if depth >= _RECURSION_DEPTH else _strict_type(sub, depth + 1)  # type: ignore[arg-type]
+            else:
+                inner = _strict_type(sub, depth)
+            kind: Any = inner | list[inner] | None  # type: ignore[valid-type]
+        elif name in schema.loose:
+            kind = list[msgspec.Raw] | None  # a string here is drift: refused, so walked
+        else:
+            kind = msgspec.Raw
+        attribute = f"f{number}"  # wire names need not be identifiers
+        fields.append((attribute, kind, None))
+        rename[attribute] = name
+    return msgspec.defstruct("Documented", fields, forbid_unknown_fields=True, rename=rename, gc=False)
+
+
+@cache
+def _strict_decoder(model: type[BaseModel]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(_strict_type(schema_of(model)))
+
+
 @dataclass
 class Drift:
     """The counts an extraction's manifest carries (`as_dict`)."""
@@ -120,6 +159,7 @@ class DriftMeter:
         self.vendor = vendor
         self.resource = resource
         self.schema = schema_of(model)
+        self._strict = _strict_decoder(model)
         self.table: StateTable | None = (
             None if (vendor, resource) == ("dcl", "shipments") else state_table(vendor, resource)
         )
@@ -131,9 +171,15 @@ class DriftMeter:
         self.records += 1
         found: list[tuple[str, str]] = []
         raw = getattr(record, "raw", None)
-        if type(raw) is bytes:  # the vendor's exact bytes (rawpages.RawRecord): read them whole
-            record = from_json(raw)
-        if isinstance(record, BaseModel):
+        if type(raw) is bytes:  # the vendor's exact bytes (rawpages.RawRecord)
+            # Decoded strictly, it has no unknown field and no tolerant value, and its state is among
+            # the fields the page splitter decoded; refused (or not JSON), it is decoded whole.
+            try:
+                self._strict.decode(raw)
+            except msgspec.DecodeError:
+                record = from_json(raw)
+                _walk_dict(record, self.schema, "", found)
+        elif isinstance(record, BaseModel):
             _walk_model(record, self.schema, "", found)
         else:
             _walk_dict(record, self.schema, "", found)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import pytest
 
 BASE = datetime(2025, 10, 1, tzinfo=UTC)
 
@@ -25,6 +27,17 @@ def params_of(request: httpx.Request) -> dict[str, str]:
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(status, content=json.dumps(body).encode(), headers={
         "Content-Type": "application/json", **(headers or {})})  # fmt: skip
+
+
+@contextmanager
+def sandbox_connections(**options: Any) -> Iterator[Any]:
+    """The in-process sandbox (`run_sandbox(**options)`), every vendor's default connection pointing at it."""
+    from airflow_provider_fulfillment.sandbox.testing import run_sandbox
+
+    with run_sandbox(**options) as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.conn_env().items():
+            patch.setenv(name, value)
+        yield server
 
 
 @dataclass

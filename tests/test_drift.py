@@ -9,16 +9,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_fulfillment.drift import DriftMeter, check_mode
+from airflow_provider_fulfillment.drift import DriftMeter, _raw_state, _strict_decoder, check_mode
+from airflow_provider_fulfillment.hooks import get_hook
 from airflow_provider_fulfillment.hooks.dcl import DclHook
 from airflow_provider_fulfillment.models.dcl import DclOrder, DclShippedItem
 from airflow_provider_fulfillment.models.dropstream import DropStreamOrder
 from airflow_provider_fulfillment.operators import extract as extract_module
-from airflow_provider_fulfillment.operators.extract import FulfillmentExtractOperator
-from tests.fakes import json_response
+from airflow_provider_fulfillment.operators.extract import FulfillmentExtractOperator, model_class
+from airflow_provider_fulfillment.rawpages import PageSplitter, RawRecord
+from tests.fakes import json_response, sandbox_connections
 
 SAMPLE = json.loads((Path(__file__).parent / "samples" / "dcl_orders_page.json").read_text())
 WINDOW = (datetime(2014, 11, 25, tzinfo=UTC), datetime(2014, 11, 26, tzinfo=UTC))
@@ -150,3 +153,161 @@ def test_fail_stops_at_the_first_drift_and_writes_nothing(dcl_vendor, tmp_path):
         "(on_drift='fail'; nothing was written)"
     )
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+# --------------------------------------------------------------------------- the strict fast path
+# A record kept as bytes is proven drift-free by a strict msgspec decode, and only a refused record
+# is decoded whole and walked. Both must count exactly what the walk of the decoded dict counts.
+
+
+def _both_paths(meter_args: tuple, records: list, accepted: int) -> DriftMeter:
+    """Observe `records` as bytes (fast path first) and as their dicts (the walk); same counts, same
+    sightings in the same order, and exactly `accepted` records proven clean without the walk."""
+    fast, slow = DriftMeter(*meter_args), DriftMeter(*meter_args)
+    fast_seen, slow_seen = [], []
+    for record in records:
+        fast_seen += fast.observe(record)
+        slow_seen += slow.observe(record.decode() if type(record) is RawRecord else record)
+    assert fast.drift == slow.drift and fast.records == slow.records == len(records)
+    assert fast_seen == slow_seen
+    strict = _strict_decoder(meter_args[2])
+    assert sum(type(r) is RawRecord and _decodes(strict, r.raw) for r in records) == accepted
+    return fast
+
+
+def _decodes(decoder, raw: bytes) -> bool:
+    try:
+        decoder.decode(raw)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with sandbox_connections(seed=11, orders=600) as server:
+        yield server
+
+
+SANDBOX_WINDOW = (datetime(2025, 11, 1, tzinfo=UTC), datetime(2025, 12, 5, tzinfo=UTC))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("vendor", "resource"),
+    [
+        ("dropstream", "orders"),
+        ("dropstream", "shipments"),
+        ("dcl", "orders"),
+        ("dcl", "shipments"),
+        ("stream", "orders"),
+    ],
+)
+def test_sandbox_records_count_the_same_on_both_paths(sandbox, vendor, resource):
+    hook = get_hook(f"{vendor}_default")
+    try:
+        records = list(hook.iter_records(resource, window=SANDBOX_WINDOW, raw="bytes"))
+    finally:
+        hook.close()
+    assert records
+    as_bytes = [r for r in records if type(r) is RawRecord]
+    meter = _both_paths((vendor, resource, model_class(vendor, resource, False)), records, len(as_bytes))
+    assert meter.drift.total == 0
+    table = meter.table
+    if table is not None:  # the state the fast path reads from the splitter's fields is the vendor's
+        assert [_raw_state(vendor, table, r) for r in as_bytes] == [
+            _raw_state(vendor, table, r.decode()) for r in as_bytes
+        ]
+    if (vendor, resource) != ("dcl", "shipments"):  # DCL shipments are built from orders, not bytes
+        assert len(as_bytes) == len(records)
+
+
+def _as_bytes(records: list[dict], fields: tuple[str, ...]) -> list[RawRecord]:
+    """Records as a page splitter keeps them: the bytes, and the identity and state fields decoded."""
+    body = json.dumps({"orders": records}).encode()
+    return PageSplitter("orders", (), fields).split(body)[0]
+
+
+DCL_FIELDS = ("order_number", "order_stage", "is_cancelled")
+
+
+def test_every_kind_of_drift_counts_the_same_from_bytes():
+    clean = copy.deepcopy(SAMPLE["orders"])
+    drifted = drifted_orders()
+    item = {"item_number": "A", "lot_numbers": ["L1"]}
+    odd = [
+        {**clean[0], "new_top": 1},  # unknown top-level field
+        _with(
+            clean[0], lambda o: o["shipments"][0]["packages"][0]["shipped_items"][0].update(hue=1)
+        ),  # in a list
+        _with(clean[0], lambda o: o["shipping_address"].update(floor=3)),  # in an object
+        _with(
+            clean[0],
+            lambda o: o["shipments"][0]["packages"][0]["shipped_items"][0].update(serial_numbers="S1"),
+        ),
+        {**clean[1], "order_stage": 99},  # unknown state
+        {**clean[1], "is_cancelled": True, "order_stage": 99},  # cancelled: a documented state
+        {**clean[0], "shipping_address": "12 Main St"},  # not an object where one is documented
+        {**clean[0], "shipments": [1, "x", None]},  # not objects in a documented list of objects
+        {**clean[0], "order_lines": {"line_number": 1, "surprise": True}},  # an object, not a list
+        {**clean[0], "shipping_address": None, "shipments": None, "order_stage": None},  # nulls
+        {"order_number": "N1"},  # almost nothing sent
+        _with(
+            clean[0], lambda o: o["shipments"][0]["packages"][0]["shipped_items"][0].update(lot_numbers=None)
+        ),
+    ]
+    records = _as_bytes(clean + drifted + odd, DCL_FIELDS)
+    # proven free of field drift (the state is checked apart): the two documented ones, both stage-99
+    # orders, the nulls, the nearly empty one and the null list; every other is refused and walked
+    meter = _both_paths(("dcl", "orders", DclOrder), records, accepted=7)
+    assert meter.drift.as_dict() == {
+        "unknown_fields": {
+            "colour": 2,
+            "new_top": 1,
+            "order_lines.surprise": 1,
+            "shipments[].packages[].shipped_items[].hue": 1,
+            "shipping_address.floor": 1,
+        },
+        "unknown_states": {"75": 1, "99": 1},
+        "tolerant_values": {LOTS: 1, "shipments[].packages[].shipped_items[].serial_numbers": 1},
+    }
+    # a top-level string where a list is documented (DCL's shipped items as the record)
+    items = _as_bytes([{"line_number": 1, **item}, {"line_number": 2, "lot_numbers": "L2"}], ("line_number",))
+    top = _both_paths(("dcl", "shipments", DclShippedItem), items, accepted=1)
+    assert top.drift.as_dict()["tolerant_values"] == {"lot_numbers": 1}
+
+
+def _with(order: dict, change) -> dict:
+    order = copy.deepcopy(order)
+    change(order)
+    return order
+
+
+def _bundle(depth: int, leaf: dict) -> dict:
+    """A shipped item whose bundle lines nest `depth` levels deep, `leaf` at the bottom."""
+    item = {"item_number": "B", **leaf}
+    for _ in range(depth):
+        item = {"item_number": "B", "bundle_lines": [item]}
+    return item
+
+
+@pytest.mark.parametrize("depth", [1, 3, 4, 6])
+def test_bundle_lines_of_bundle_lines_count_the_same_at_any_depth(depth):
+    def order_with(item: dict) -> dict:
+        return _with(
+            SAMPLE["orders"][0], lambda o: o["shipments"][0]["packages"][0].update(shipped_items=[item])
+        )
+
+    records = _as_bytes(
+        [
+            order_with(_bundle(depth, {})),
+            order_with(_bundle(depth, {"tint": 1})),
+            order_with(_bundle(depth, {"lot_numbers": "L"})),
+        ],
+        DCL_FIELDS,
+    )
+    # past the depth the struct follows, even a documented bundle line is walked rather than proven
+    meter = _both_paths(("dcl", "orders", DclOrder), records, accepted=1 if depth <= 3 else 0)
+    path = "shipments[].packages[].shipped_items[]." + "bundle_lines[]." * depth
+    assert meter.drift.as_dict()["unknown_fields"] == {path + "tint": 1}
+    assert meter.drift.as_dict()["tolerant_values"] == {path + "lot_numbers": 1}

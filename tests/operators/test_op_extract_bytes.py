@@ -19,6 +19,7 @@ from airflow_provider_fulfillment.hooks import get_hook
 from airflow_provider_fulfillment.operators._storage import ParquetWriter, columns_of, iter_documents, to_path
 from airflow_provider_fulfillment.operators.extract import FulfillmentExtractOperator
 from airflow_provider_fulfillment.rawpages import RawRecord
+from tests.fakes import sandbox_connections
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +35,7 @@ EVERY_RESOURCE = [
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from airflow_provider_fulfillment.sandbox.testing import run_sandbox
-
-    with run_sandbox(seed=7, orders=3000) as server, pytest.MonkeyPatch.context() as patch:
-        for name, value in server.conn_env().items():
-            patch.setenv(name, value)
+    with sandbox_connections(seed=7, orders=3000) as server:
         yield server
 
 

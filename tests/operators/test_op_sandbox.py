@@ -24,6 +24,7 @@ from airflow_provider_fulfillment.operators.alert import FulfillmentErrorStateOp
 from airflow_provider_fulfillment.operators.extract import FulfillmentExtractOperator
 from airflow_provider_fulfillment.operators.reconcile import FulfillmentReconcileOperator
 from airflow_provider_fulfillment.sensors.state import OrderStateSensor, ShipmentStateSensor
+from tests.fakes import sandbox_connections
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +34,7 @@ DAY_END = datetime(2025, 12, 2, tzinfo=UTC)  # the @daily interval of logical da
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from airflow_provider_fulfillment.sandbox.testing import run_sandbox
-
-    with run_sandbox(seed=7, orders=3000) as server, pytest.MonkeyPatch.context() as patch:
-        for name, value in server.conn_env().items():
-            patch.setenv(name, value)
+    with sandbox_connections(seed=7, orders=3000) as server:
         yield server
 
 
