@@ -90,7 +90,10 @@ _EMPTY_OBJECT = msgspec.defstruct("NoFields", [], forbid_unknown_fields=True, gc
 
 
 def _strict_type(schema: Schema, depth: int = 0) -> type[msgspec.Struct]:
-    """A struct accepting exactly the records `_walk_dict` finds no drift in (it may refuse more)."""
+    """A struct that accepts only records in which `_walk_dict` finds no field or shape drift.
+
+    It refuses some records the walk finds clean (a number where an object is documented, a list
+    of non-objects): those are walked, so the counts never depend on which path read a record."""
     fields: list[tuple[str, Any, None]] = []
     rename: dict[str, str] = {}
     for number, name in enumerate(sorted(schema.fields)):
