@@ -339,6 +339,13 @@ class FulfillmentHook(BaseHook):
     def record_id(record: Any) -> Any:
         return record["id"] if type(record) is dict or type(record) is RawRecord else record.id
 
+    def record_label(self, record: Any) -> Any:
+        """A record's identity for messages, whatever its resource: the identity fields it carries
+        most of (a DCL order has no `id`, only `account_number` and `order_number`)."""
+        keys = [self.record_key(resource, record) for resource in self.identity_fields]
+        key = max(keys, key=lambda values: sum(value is not None for value in values))
+        return key[0] if len(key) == 1 else key
+
     def record_key(self, resource: Resource, record: Any) -> tuple[Any, ...]:
         """A record's identity (see `identity_fields`), from a model or the vendor's JSON alike."""
         fields = self.identity_fields[resource]
@@ -373,7 +380,7 @@ class FulfillmentHook(BaseHook):
             moment = moment_of(record, field_name)
             if moment is None and _absent(record, field_name):
                 raise FulfillmentError(
-                    f"connection '{self.conn_id}': {self.vendor} record {self.record_id(record)!r} has no "
+                    f"connection '{self.conn_id}': {self.vendor} record {self.record_label(record)!r} has no "
                     f"'{field_name}', so it cannot be placed in the window; has the API's schema changed?"
                 )
             return moment is not None and window.start <= moment < window.end

@@ -239,3 +239,17 @@ def test_dcl_raw_shipments_carry_order_number_and_trim_like_models(dcl):
     assert [r["order_number"] for r in raw] == [m.order_number for m in models] == ["ORD2", "ORD3", "ORD4"]
     assert hook.normalize("shipments", raw[0]) == models[0].to_common()
     assert "order_number" not in orders[2]["shipments"][0]  # the source object is left as it was
+
+
+def test_dcl_order_without_the_window_field_is_named_by_its_identity(dcl):
+    """A DCL order has no `id`: the error names it by (account_number, order_number)."""
+    order = dcl_order(1, _modified(1), account_number="ACC7")
+    del order["modified_at"]
+    hook, rec = dcl([order])
+    start = datetime(2025, 11, 3, 16, 0, tzinfo=UTC)
+    with pytest.raises(Exception) as caught:
+        list(hook.iter_orders(window=(start, start + timedelta(minutes=5))))
+    assert str(caught.value) == (
+        "connection 'dcl_test': dcl record ('ACC7', 'ORD1') has no 'modified_at', so it cannot be "
+        "placed in the window; has the API's schema changed?"
+    )
