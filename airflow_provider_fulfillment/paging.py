@@ -805,9 +805,16 @@ def dropstream_plan(
     if mode == "session" or not stable or (mode == "auto" and (window is None or width <= 1)):
         return session_for(params, None)
     return DropStreamPlan(
-        path, params, limit=limit, window=window, bounds_of=bounds_of, id_of=id_of, admit=admit,
-        session_for=session_for, cap=cap,
-    )  # fmt: skip
+        path,
+        params,
+        limit=limit,
+        window=window,
+        bounds_of=bounds_of,
+        id_of=id_of,
+        admit=admit,
+        session_for=session_for,
+        cap=cap,
+    )
 
 
 # --------------------------------------------------------------------------- DCL

@@ -391,9 +391,12 @@ def main() -> None:
         dags, out = work / "dags", work / "out"
         dags.mkdir()
         conn = {
-            "conn_type": "dropstream", "host": f"{sandbox.url}/dropstream", "login": LOGIN,
-            "password": PASSWORD, "extra": {"max_attempts": 20, "timeout": 120},
-        }  # fmt: skip
+            "conn_type": "dropstream",
+            "host": f"{sandbox.url}/dropstream",
+            "login": LOGIN,
+            "password": PASSWORD,
+            "extra": {"max_attempts": 20, "timeout": 120},
+        }
         conns = {CONN_ID: conn}
         shares = [n for n in args.tasks if n > 1] if args.rate_limit else []
         for n, shared in [(n, False) for n in args.tasks] + [(n, True) for n in shares]:
@@ -403,10 +406,15 @@ def main() -> None:
                 conns[conn_id] = {**conn, "extra": {**conn["extra"], **budget}}
             (dags / f"{dag_id}.py").write_text(
                 DAG_TEMPLATE.format(
-                    n=n, dag_id=dag_id, window=window, conn_id=conn_id, destination=out / dag_id,
-                    limit=args.limit, max_records=math.ceil(total / n * 1.1) if n > 1 else total,
+                    n=n,
+                    dag_id=dag_id,
+                    window=window,
+                    conn_id=conn_id,
+                    destination=out / dag_id,
+                    limit=args.limit,
+                    max_records=math.ceil(total / n * 1.1) if n > 1 else total,
                 )
-            )  # fmt: skip
+            )
         airflow = Airflow(work / "home", dags, conns, parallelism=max(args.tasks) + 1).start()
         # Untimed: fills the sandbox's record cache (as `make bench` does) and Airflow's first-run costs.
         measure(airflow, sandbox, args.tasks[-1], 0.0, args, out)

@@ -62,10 +62,17 @@ def _orders(n: int) -> Any:
         raw_status, status = states[i % 4]
         created = START + timedelta(seconds=i)
         record = Order(
-            vendor="dropstream", id=str(i), number=f"#{100000 + i}", status=status, raw_status=raw_status,
-            status_since=created + timedelta(hours=1), created_at=created, ordered_at=created,
-            ship_by=created + timedelta(days=2), items=pool[i % 997],
-        )  # fmt: skip
+            vendor="dropstream",
+            id=str(i),
+            number=f"#{100000 + i}",
+            status=status,
+            raw_status=raw_status,
+            status_since=created + timedelta(hours=1),
+            created_at=created,
+            ordered_at=created,
+            ship_by=created + timedelta(days=2),
+            items=pool[i % 997],
+        )
         raw = (
             f'{{"id":{i},"external_display_id":"#{100000 + i}","fulfillment_state":"{raw_status}",'
             f'"created_at":"{created.isoformat()}","store_id":{i % 7},"order_items":'
@@ -132,8 +139,11 @@ def _run_child(backend: str, n: int, conn: str) -> dict[str, Any]:
     }
     done = subprocess.run(
         [sys.executable, __file__, "--child", backend, str(n), conn],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{backend} {n}: failed\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

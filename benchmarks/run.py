@@ -39,9 +39,17 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = (
-    "plain", "read-bytes", "hook-seq", "hook-seq-raw", "hook-conc", "hook-conc8", "hook-default",
-    "extract", "extract-parquet", "httpoperator",
-)  # fmt: skip
+    "plain",
+    "read-bytes",
+    "hook-seq",
+    "hook-seq-raw",
+    "hook-conc",
+    "hook-conc8",
+    "hook-default",
+    "extract",
+    "extract-parquet",
+    "httpoperator",
+)
 LOGIN, PASSWORD = "bench-user", "bench-password"
 
 
@@ -240,18 +248,28 @@ class Sandbox:
         self._env_dir = tempfile.TemporaryDirectory(prefix="fulfillment-bench-")
         self._process = SandboxProcess(
             [
-                "--seed", str(seed), "--orders", str(orders),
-                "--dropstream-user", LOGIN, "--dropstream-password", PASSWORD,
-                "--session-ttl", "600", "--token-ttl", "3600",
+                "--seed",
+                str(seed),
+                "--orders",
+                str(orders),
+                "--dropstream-user",
+                LOGIN,
+                "--dropstream-password",
+                PASSWORD,
+                "--session-ttl",
+                "600",
+                "--token-ttl",
+                "3600",
                 # Every rendered record stays cached (the warm-up renders them), so serving a page is
                 # a join of cached bytes and the sandbox is not what is measured. The 1M world would
                 # need ~3.4 GB for that; it measures the client's memory, not speed.
-                "--record-cache", str(orders if orders <= 200_000 else 20_000),
+                "--record-cache",
+                str(orders if orders <= 200_000 else 20_000),
             ],
             env_file=Path(self._env_dir.name) / "sandbox.env",
             timeout=120,
             preexec_fn=_pin(SANDBOX_CPU),
-        ).start()  # fmt: skip
+        ).start()
         self.url = self._process.url
 
     def set_faults(self, **knobs: Any) -> None:
@@ -288,17 +306,34 @@ def measure(
     base = f"{sandbox.url}/dropstream"
     env = {
         **os.environ,
-        "AIRFLOW_CONN_DROPSTREAM_DEFAULT": json.dumps({
-            "conn_type": "dropstream", "host": base, "login": LOGIN, "password": PASSWORD,
-            "extra": {"max_attempts": 3, "timeout": 120, **(extra or {})},
-        }),
+        "AIRFLOW_CONN_DROPSTREAM_DEFAULT": json.dumps(
+            {
+                "conn_type": "dropstream",
+                "host": base,
+                "login": LOGIN,
+                "password": PASSWORD,
+                "extra": {"max_attempts": 3, "timeout": 120, **(extra or {})},
+            }
+        ),
         "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": base}),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }  # fmt: skip
+    }
     command = [
-        sys.executable, __file__, "--worker", variant, "--base-url", base, "--limit", str(limit),
-        "--concurrency", str(args.concurrency), "--window-start", window[0], "--window-end", window[1],
-    ]  # fmt: skip
+        sys.executable,
+        __file__,
+        "--worker",
+        variant,
+        "--base-url",
+        base,
+        "--limit",
+        str(limit),
+        "--concurrency",
+        str(args.concurrency),
+        "--window-start",
+        window[0],
+        "--window-end",
+        window[1],
+    ]
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=3600, preexec_fn=_pin(CLIENT_CPU)
     )
@@ -369,17 +404,56 @@ def main() -> None:
                 measure("plain", sandbox, args, window, args.limit)
             # (scenario, latency ms, page size, variants, rate limit)
             scenarios: list[tuple[str, float, int, list[str], float]] = [
-                ("cpu-bound", 0.0, args.limit, pick(
-                    "plain", "read-bytes", "hook-seq", "hook-seq-raw", "hook-conc", "hook-default",
-                    "extract", "extract-parquet", "httpoperator"), 0.0),
-                (latency, args.latency_ms, args.limit, pick(
-                    "plain", "read-bytes", "hook-seq-raw", "hook-conc", "hook-conc8", "hook-default",
-                    "extract", "httpoperator"), 0.0),
+                (
+                    "cpu-bound",
+                    0.0,
+                    args.limit,
+                    pick(
+                        "plain",
+                        "read-bytes",
+                        "hook-seq",
+                        "hook-seq-raw",
+                        "hook-conc",
+                        "hook-default",
+                        "extract",
+                        "extract-parquet",
+                        "httpoperator",
+                    ),
+                    0.0,
+                ),
+                (
+                    latency,
+                    args.latency_ms,
+                    args.limit,
+                    pick(
+                        "plain",
+                        "read-bytes",
+                        "hook-seq-raw",
+                        "hook-conc",
+                        "hook-conc8",
+                        "hook-default",
+                        "extract",
+                        "httpoperator",
+                    ),
+                    0.0,
+                ),
                 # The API's default page size: round trips, not parsing, bound the time.
-                (small, args.latency_ms, args.small_limit, pick(
-                    "plain", "hook-seq-raw", "hook-conc", "hook-conc8", "hook-default", "extract",
-                    "httpoperator"), 0.0),
-            ]  # fmt: skip
+                (
+                    small,
+                    args.latency_ms,
+                    args.small_limit,
+                    pick(
+                        "plain",
+                        "hook-seq-raw",
+                        "hook-conc",
+                        "hook-conc8",
+                        "hook-default",
+                        "extract",
+                        "httpoperator",
+                    ),
+                    0.0,
+                ),
+            ]
             if args.rate_limit:
                 scenarios.append(
                     (
@@ -511,16 +585,24 @@ def targets(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
     ratio(
         "extract JSONL ≥ 2.5× plain, CPU-bound", rate("cpu-bound", "extract"), rate("cpu-bound", "plain"), 2.5
     )
-    ratio("extract JSONL ≥ 0.8× read-bytes, CPU-bound", rate("cpu-bound", "extract"),
-          rate("cpu-bound", "read-bytes"), 0.8)  # fmt: skip
+    ratio(
+        "extract JSONL ≥ 0.8× read-bytes, CPU-bound",
+        rate("cpu-bound", "extract"),
+        rate("cpu-bound", "read-bytes"),
+        0.8,
+    )
     ratio(
         "hook with models ≥ 0.7× plain, CPU-bound",
         rate("cpu-bound", "hook-seq"),
         rate("cpu-bound", "plain"),
         0.7,
     )
-    ratio("100-record pages, default settings ≥ 6× sequential", rate(small, "hook-default"),
-          rate(small, "hook-seq-raw"), 6.0)  # fmt: skip
+    ratio(
+        "100-record pages, default settings ≥ 6× sequential",
+        rate(small, "hook-default"),
+        rate(small, "hook-seq-raw"),
+        6.0,
+    )
     ratio("the same, extract JSONL", rate(small, "extract"), rate(small, "hook-seq-raw"), 6.0)
     small_extract = ok.get((size, small, "extract"), {}).get("manifest", {}).get("requests")
     if small_extract:

@@ -25,8 +25,11 @@ def params_of(request: httpx.Request) -> dict[str, str]:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=json.dumps(body).encode(), headers={
-        "Content-Type": "application/json", **(headers or {})})  # fmt: skip
+    return httpx.Response(
+        status,
+        content=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 @contextmanager
@@ -160,15 +163,25 @@ class FakeDropStream:
             visible = rows[: self.cap]
             chunk = visible[(page - 1) * limit : page * limit]
             body: dict[str, Any] = {
-                "orders": chunk, "page": page, "limit": limit,
-                "total_count": min(total, self.cap), "total_pages": -(-min(total, self.cap) // limit),
-            }  # fmt: skip
+                "orders": chunk,
+                "page": page,
+                "limit": limit,
+                "total_count": min(total, self.cap),
+                "total_pages": -(-min(total, self.cap) // limit),
+            }
             if total > self.cap:
                 body["max_total_reached"] = True
             return json_response(200, body)
         sid = f"s{len(self.sessions) + 1}"
         self.sessions[sid] = {"rows": rows, "offset": len(rows[:limit]), "limit": limit, "page": 1}
-        return json_response(200, {
-            "orders": rows[:limit], "session_id": sid, "page": 1, "limit": limit,
-            "total_count": len(rows), "total_pages": -(-len(rows) // limit),
-        })  # fmt: skip
+        return json_response(
+            200,
+            {
+                "orders": rows[:limit],
+                "session_id": sid,
+                "page": 1,
+                "limit": limit,
+                "total_count": len(rows),
+                "total_pages": -(-len(rows) // limit),
+            },
+        )

@@ -166,11 +166,33 @@ def start_postgres() -> PostgresServer:
     os.chmod(root, 0o700)
     data = root / "data"
     server = PostgresServer(folder, data, _free_port(), user)
-    server._run(str(folder / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C", "--no-sync")  # fmt: skip
+    server._run(
+        str(folder / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C",
+        "--no-sync",
+    )
     options = f"-h {server.host} -p {server.port} -k {root} -c fsync=off -c full_page_writes=off"
-    started = server._run(str(folder / "pg_ctl"), "start", "-D", str(data), "-w", "-t", "30",
-                          "-l", str(root / "server.log"), "-o", options, check=False)  # fmt: skip
+    started = server._run(
+        str(folder / "pg_ctl"),
+        "start",
+        "-D",
+        str(data),
+        "-w",
+        "-t",
+        "30",
+        "-l",
+        str(root / "server.log"),
+        "-o",
+        options,
+        check=False,
+    )
     if started.returncode != 0:
         log_text = (root / "server.log").read_text() if (root / "server.log").exists() else started.stderr
         shutil.rmtree(root, ignore_errors=True)

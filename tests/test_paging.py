@@ -92,9 +92,14 @@ def _timed(ids, minute=lambda i: i):
 
 def test_time_ordered_session_resumes_from_the_last_time_and_skips_the_boundary():
     plan = DropStreamSessionPlan(
-        "/orders", {"created_at_min": "2025-03-01T00:00:00+00:00"}, lambda r: r.id, limit=3,
-        ordered_by_id=False, resume_field="created_at", time_of=lambda r: r.t,
-    )  # fmt: skip
+        "/orders",
+        {"created_at_min": "2025-03-01T00:00:00+00:00"},
+        lambda r: r.id,
+        limit=3,
+        ordered_by_id=False,
+        resume_field="created_at",
+        time_of=lambda r: r.t,
+    )
     assert plan.first().params["created_at_min"] == "2025-03-01T00:00:00+00:00"
     records, _ = _answer(plan, _timed([1, 2, 3], minute=lambda i: 5))  # all at 00:05
     assert _ids(records) == [1, 2, 3]

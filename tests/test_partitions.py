@@ -41,8 +41,10 @@ def test_time_slices_at_midnight_without_counts():
     window = Window(at(1, 12), at(4))
     parts = plan_partitions(window)
     assert [p.as_dict() for p, _ in parts] == [
-        Window(at(1, 12), at(2)).as_dict(), Window(at(2), at(3)).as_dict(), Window(at(3), at(4)).as_dict(),
-    ]  # fmt: skip
+        Window(at(1, 12), at(2)).as_dict(),
+        Window(at(2), at(3)).as_dict(),
+        Window(at(3), at(4)).as_dict(),
+    ]
     assert all(records is None for _, records in parts)
 
 

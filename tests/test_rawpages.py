@@ -36,9 +36,13 @@ def test_records_keep_the_vendor_bytes_and_the_wanted_fields():
     assert "created_at" in records[1] and "fulfillment_state" not in records[1]
     assert records[1].get("fulfillment_state", "absent") == "absent"
     assert meta == {
-        "session_id": None, "page": 1, "limit": 2, "total_count": 2, "total_pages": None,
+        "session_id": None,
+        "page": 1,
+        "limit": 2,
+        "total_count": 2,
+        "total_pages": None,
         "max_total_reached": None,
-    }  # fmt: skip
+    }
     assert jsonl_bytes(records) == records[0].raw + b"\n" + records[1].raw + b"\n"
 
 

@@ -46,9 +46,17 @@ HELD_PER_RUNNING = 3
 VENDOR_CONTRACT = ("filters",)
 # The hook class attributes taken from its `VendorDeclaration` (see vendors.py), read-only copies.
 DECLARED = (
-    "conn_type", "vendor", "default_conn_name", "default_base_url", "login_label", "accepts_token",
-    "default_window_field", "identity_fields", "state_filter", "orders_are_shipments",
-)  # fmt: skip
+    "conn_type",
+    "vendor",
+    "default_conn_name",
+    "default_base_url",
+    "login_label",
+    "accepts_token",
+    "default_window_field",
+    "identity_fields",
+    "state_filter",
+    "orders_are_shipments",
+)
 
 Resource = Literal["orders", "shipments"]
 RESOURCES: tuple[Resource, ...] = ("orders", "shipments")
@@ -539,9 +547,14 @@ class FulfillmentHook(BaseHook):
         if it gives one, else the last modification, else creation."""
         since = common.status_since or getattr(common, "modified_at", None) or common.created_at
         return RecordState(
-            self.vendor, resource, ident, True, common.raw_status, common.status,
+            self.vendor,
+            resource,
+            ident,
+            True,
+            common.raw_status,
+            common.status,
             since.isoformat() if since else None,
-        )  # fmt: skip
+        )
 
     def get_state(self, resource: str, ident: str | int) -> RecordState:
         """Where one order or shipment stands now (sensors poke with this)."""

@@ -30,10 +30,21 @@ from airflow_provider_fulfillment.rawpages import RawRecord
 from airflow_provider_fulfillment.windows import PACIFIC, Window, dcl_bounds, in_range, to_aware_datetime
 
 FILTER_TAGS = (
-    "order_stage", "order_status", "account_number", "po_number", "customer_number",
-    "shipping_carrier", "shipping_service", "order_type", "system_id",
-    "custom_field1", "custom_field2", "custom_field3", "custom_field4", "custom_field5",
-)  # fmt: skip
+    "order_stage",
+    "order_status",
+    "account_number",
+    "po_number",
+    "customer_number",
+    "shipping_carrier",
+    "shipping_service",
+    "order_type",
+    "system_id",
+    "custom_field1",
+    "custom_field2",
+    "custom_field3",
+    "custom_field4",
+    "custom_field5",
+)
 FILTER_OPERATORS = ("eq", "neq", "gt", "ge", "lt", "le")
 _CLAUSE = re.compile(r'^\s*(\w+)\s+(\w+)\s+("(?:[^"]*)"|-?\d+(?:\.\d+)?)\s*$')
 _LOCAL = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?$")

@@ -139,42 +139,118 @@ _RECORD_TABLES: dict[str, _Table] = {
         schema.ORDERS,
         "order_id",
         (
-            "vendor", "account", "order_id", "number", "status", "raw_status", "status_since",
-            "created_at", "ordered_at", "modified_at", "ship_by", "items", "version_at",
-            "observed_at", "raw", "conn_id",
+            "vendor",
+            "account",
+            "order_id",
+            "number",
+            "status",
+            "raw_status",
+            "status_since",
+            "created_at",
+            "ordered_at",
+            "modified_at",
+            "ship_by",
+            "items",
+            "version_at",
+            "observed_at",
+            "raw",
+            "conn_id",
         ),
-        frozenset({"status_since", "created_at", "ordered_at", "modified_at", "ship_by", "version_at", "observed_at"}),
+        frozenset(
+            {
+                "status_since",
+                "created_at",
+                "ordered_at",
+                "modified_at",
+                "ship_by",
+                "version_at",
+                "observed_at",
+            }
+        ),
         frozenset({"items", "raw"}),
     ),
     "shipment": _Table(
         schema.SHIPMENTS,
         "shipment_id",
         (
-            "vendor", "account", "shipment_id", "order_id", "tracking_numbers", "status", "raw_status",
-            "status_since", "created_at", "shipped_at", "expected_delivery_at", "delivered_at", "items",
-            "version_at", "observed_at", "raw", "conn_id",
+            "vendor",
+            "account",
+            "shipment_id",
+            "order_id",
+            "tracking_numbers",
+            "status",
+            "raw_status",
+            "status_since",
+            "created_at",
+            "shipped_at",
+            "expected_delivery_at",
+            "delivered_at",
+            "items",
+            "version_at",
+            "observed_at",
+            "raw",
+            "conn_id",
         ),
-        frozenset({
-            "status_since", "created_at", "shipped_at", "expected_delivery_at", "delivered_at",
-            "version_at", "observed_at",
-        }),
+        frozenset(
+            {
+                "status_since",
+                "created_at",
+                "shipped_at",
+                "expected_delivery_at",
+                "delivered_at",
+                "version_at",
+                "observed_at",
+            }
+        ),
         frozenset({"tracking_numbers", "items", "raw"}),
     ),
-}  # fmt: skip
+}
 
 _FINDING_COLUMNS = (
-    "vendor", "kind", "record_id", "account", "resource", "severity", "since", "opened_at",
-    "last_seen_at", "resolved_at", "details", "opened_dag_id", "opened_run_id", "opened_task_id",
-    "resolved_dag_id", "resolved_run_id", "resolved_task_id",
-)  # fmt: skip
+    "vendor",
+    "kind",
+    "record_id",
+    "account",
+    "resource",
+    "severity",
+    "since",
+    "opened_at",
+    "last_seen_at",
+    "resolved_at",
+    "details",
+    "opened_dag_id",
+    "opened_run_id",
+    "opened_task_id",
+    "resolved_dag_id",
+    "resolved_run_id",
+    "resolved_task_id",
+)
 _ALERT_COLUMNS = (
-    "vendor", "kind", "record_id", "event", "episode", "sent_at", "severity", "message", "dag_id",
-    "run_id", "task_id",
-)  # fmt: skip
+    "vendor",
+    "kind",
+    "record_id",
+    "event",
+    "episode",
+    "sent_at",
+    "severity",
+    "message",
+    "dag_id",
+    "run_id",
+    "task_id",
+)
 _STATE_CHANGE_COLUMNS = (
-    "vendor", "resource", "record_id", "account", "status", "raw_status", "previous_status",
-    "observed_at", "changed_at", "dag_id", "run_id",
-)  # fmt: skip
+    "vendor",
+    "resource",
+    "record_id",
+    "account",
+    "status",
+    "raw_status",
+    "previous_status",
+    "observed_at",
+    "changed_at",
+    "dag_id",
+    "run_id",
+)
 
 
 class _StagedShape:
@@ -324,8 +400,11 @@ class Ledger:
         if pending:
             log.info(
                 "Fulfillment ledger (%s, connection '%s'): schema upgraded from version %d to %d",
-                dialect.name, self.ledger_conn_id, current, pending[-1].version,
-            )  # fmt: skip
+                dialect.name,
+                self.ledger_conn_id,
+                current,
+                pending[-1].version,
+            )
 
     # ---------------------------------------------------------------- small helpers
     def _one(self, query: str, params: Sequence[Any] = ()) -> Any:
@@ -428,11 +507,24 @@ class Ledger:
                     raise TypeError(f"merge('orders') got a {type(record).__name__}, not a common.Order")
                 version = version_at or record.modified_at or record.status_since
                 yield (
-                    record.vendor, account, record.id, record.number, record.status, record.raw_status,
-                    ts(record.status_since), ts(record.created_at), ts(record.ordered_at),
-                    ts(record.modified_at), ts(record.ship_by), _items_text(record.items),
-                    ts(version) if version else row_observed, row_observed, _json_text(raw), row_conn, seq,
-                )  # fmt: skip
+                    record.vendor,
+                    account,
+                    record.id,
+                    record.number,
+                    record.status,
+                    record.raw_status,
+                    ts(record.status_since),
+                    ts(record.created_at),
+                    ts(record.ordered_at),
+                    ts(record.modified_at),
+                    ts(record.ship_by),
+                    _items_text(record.items),
+                    ts(version) if version else row_observed,
+                    row_observed,
+                    _json_text(raw),
+                    row_conn,
+                    seq,
+                )
             else:
                 if not isinstance(record, Shipment):
                     raise TypeError(
@@ -440,12 +532,25 @@ class Ledger:
                     )
                 version = version_at or record.status_since
                 yield (
-                    record.vendor, account, record.id, record.order_id, json.dumps(record.tracking_numbers),
-                    record.status, record.raw_status, ts(record.status_since), ts(record.created_at),
-                    ts(record.shipped_at), ts(record.expected_delivery_at), ts(record.delivered_at),
-                    _items_text(record.items), ts(version) if version else row_observed, row_observed,
-                    _json_text(raw), row_conn, seq,
-                )  # fmt: skip
+                    record.vendor,
+                    account,
+                    record.id,
+                    record.order_id,
+                    json.dumps(record.tracking_numbers),
+                    record.status,
+                    record.raw_status,
+                    ts(record.status_since),
+                    ts(record.created_at),
+                    ts(record.shipped_at),
+                    ts(record.expected_delivery_at),
+                    ts(record.delivered_at),
+                    _items_text(record.items),
+                    ts(version) if version else row_observed,
+                    row_observed,
+                    _json_text(raw),
+                    row_conn,
+                    seq,
+                )
 
     def _merge_staged(
         self, cursor: Any, kind: str, table: _Table, run: RunRef, shape: _StagedShape, staged: int
@@ -724,10 +829,15 @@ class Ledger:
                         OR excluded.watermark >= {schema.WATERMARKS}.watermark"""
                 ),
                 (
-                    vendor, ledger_resource(resource), conn_id, dialect.ts_param(value),
-                    int(lookback.total_seconds()), dialect.ts_param(now or datetime.now(UTC)), run.run_id,
+                    vendor,
+                    ledger_resource(resource),
+                    conn_id,
+                    dialect.ts_param(value),
+                    int(lookback.total_seconds()),
+                    dialect.ts_param(now or datetime.now(UTC)),
+                    run.run_id,
                 ),
-            )  # fmt: skip
+            )
 
     # ---------------------------------------------------------------- findings
     def findings(
@@ -905,11 +1015,19 @@ class Ledger:
                 cursor.execute(
                     statement,
                     (
-                        notification.vendor, notification.kind, notification.record_id, notification.event,
-                        dialect.ts_param(episode), dialect.ts_param(sent), notification.severity, message,
-                        run.dag_id, run.run_id, run.task_id,
+                        notification.vendor,
+                        notification.kind,
+                        notification.record_id,
+                        notification.event,
+                        dialect.ts_param(episode),
+                        dialect.ts_param(sent),
+                        notification.severity,
+                        message,
+                        run.dag_id,
+                        run.run_id,
+                        run.task_id,
                     ),
-                )  # fmt: skip
+                )
                 if cursor.rowcount == 1:
                     recorded.append(
                         AlertRow(

@@ -278,9 +278,14 @@ def _kind(annotation: Any) -> Kind:
         values = get_args(annotation)
         return "str" if all(isinstance(v, str) for v in values) else "json"
     for python_type, kind in (
-        (bool, "bool"), (int, "int"), (float, "float"), (str, "str"),
-        (datetime, "datetime"), (date, "date"), (Decimal, "decimal"),
-    ):  # fmt: skip
+        (bool, "bool"),
+        (int, "int"),
+        (float, "float"),
+        (str, "str"),
+        (datetime, "datetime"),
+        (date, "date"),
+        (Decimal, "decimal"),
+    ):
         if annotation is python_type:
             return kind  # type: ignore[return-value]
     return "json"

@@ -228,8 +228,12 @@ class FulfillmentErrorStateOperator(BaseOperator):
         if report["count"] <= self.threshold:
             self.log.info(
                 "%s (conn %s): %d %s in errored states (threshold %d)",
-                vendor_name, self.conn_id, report["count"], self.resource, self.threshold,
-            )  # fmt: skip
+                vendor_name,
+                self.conn_id,
+                report["count"],
+                self.resource,
+                self.threshold,
+            )
             return report
         message = self.message(report)
         if self.soft:

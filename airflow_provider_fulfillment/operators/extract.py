@@ -416,8 +416,13 @@ class FulfillmentExtractOperator(BaseOperator):
             )
         self.log.info(
             "Wrote %d %s (%d bytes) in %.1f s (%.0f records/s) to %s",
-            progress.count, self.resource, sink.size, progress.elapsed, progress.rate(), manifest["uri"],
-        )  # fmt: skip
+            progress.count,
+            self.resource,
+            sink.size,
+            progress.elapsed,
+            progress.rate(),
+            manifest["uri"],
+        )
         self._emit_asset_events(context, vendor, manifest)
         settings = getattr(hook, "settings", None)  # test doubles of the hook may have none
         self._lineage = (getattr(settings, "base_url", ""), vendor, manifest)

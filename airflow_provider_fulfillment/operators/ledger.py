@@ -135,9 +135,13 @@ def manifest_rows(
         elif target == "shipments" and vendor == "dcl":
             for shipment in record.shipment_records():
                 yield LedgerRow(
-                    shipment.to_common(), shipment.model_dump_json(), record_account,
-                    version_at=record.modified_at, observed_at=observed_at, conn_id=conn_id,
-                )  # fmt: skip
+                    shipment.to_common(),
+                    shipment.model_dump_json(),
+                    record_account,
+                    version_at=record.modified_at,
+                    observed_at=observed_at,
+                    conn_id=conn_id,
+                )
 
 
 def _targets(manifest: Mapping[str, Any]) -> tuple[str, ...]:
@@ -260,8 +264,14 @@ class FulfillmentLedgerLoadOperator(BaseOperator):
                 lookback=lookback,
                 run=run,
             )
-            advanced.append({"vendor": manifest["vendor"], "resource": manifest["resource"],
-                             "conn_id": manifest["conn_id"], "watermark": value.isoformat()})  # fmt: skip
+            advanced.append(
+                {
+                    "vendor": manifest["vendor"],
+                    "resource": manifest["resource"],
+                    "conn_id": manifest["conn_id"],
+                    "watermark": value.isoformat(),
+                }
+            )
         return advanced
 
 
@@ -347,9 +357,13 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
                 watermark = ledger.get_watermark(hook.vendor, self.resource, self.conn_id)
                 start = (watermark - self.lookback) if watermark else end - self.initial_lookback
                 start = min(start, end - timedelta(microseconds=1))
-                open_ids = {} if hook.vendor == "dcl" else ledger.open_record_ids(
-                    hook.vendor, self.resource, self.conn_id, account=self.account
-                )  # fmt: skip
+                open_ids = (
+                    {}
+                    if hook.vendor == "dcl"
+                    else ledger.open_record_ids(
+                        hook.vendor, self.resource, self.conn_id, account=self.account
+                    )
+                )
                 created = (
                     ledger.open_record_created(hook.vendor, self.resource, self.conn_id, account=self.account)
                     if _found_by_creation(hook.vendor, self.resource)
@@ -396,9 +410,14 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
         observed = datetime.now(UTC)
         self.log.info(
             "Capturing %s %s changes in [%s, %s) (watermark %s, %d open in the ledger) to %s",
-            vendor, self.resource, start.isoformat(), end.isoformat(),
-            watermark.isoformat() if watermark else "none", len(open_ids), uri_of(final),
-        )  # fmt: skip
+            vendor,
+            self.resource,
+            start.isoformat(),
+            end.isoformat(),
+            watermark.isoformat() if watermark else "none",
+            len(open_ids),
+            uri_of(final),
+        )
         with atomic_write(final) as sink:
             writer = JsonLinesWriter(sink)
             for label, query in self._queries(hook, start, end, open_ids):
@@ -467,8 +486,10 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
         if len(missing) > self.max_lookups:
             self.log.warning(
                 "%d open %s were seen by no query; looking up the first %d (max_lookups)",
-                len(missing), self.resource, self.max_lookups,
-            )  # fmt: skip
+                len(missing),
+                self.resource,
+                self.max_lookups,
+            )
             missing = missing[: self.max_lookups]
         if by_creation:
             return self._find_by_creation(hook, missing, created, seen, writer)
@@ -496,8 +517,10 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
         if unknown:
             self.log.warning(
                 "%d open %s have no creation time in the ledger and cannot be looked up: %s",
-                len(unknown), self.resource, ", ".join(unknown[:20]),
-            )  # fmt: skip
+                len(unknown),
+                self.resource,
+                ", ".join(unknown[:20]),
+            )
         times = [when for ident in missing if (when := created.get(ident)) is not None]
         found = 0
         for window in creation_windows(times):

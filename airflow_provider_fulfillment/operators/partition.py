@@ -102,9 +102,12 @@ class FulfillmentPartitionOperator(BaseOperator):
         known = [records for _, records in parts if records is not None]
         self.log.info(
             "Planned %s %s %s into %d partition(s)%s",
-            hook.hook_name, self.resource, window.as_dict(), len(parts),
+            hook.hook_name,
+            self.resource,
+            window.as_dict(),
+            len(parts),
             f" holding {sum(known):,} records (largest {max(known):,})" if known else " (time slices)",
-        )  # fmt: skip
+        )
         return as_expand_kwargs(parts)
 
 

@@ -61,14 +61,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", default=None, help="also write the export lines to this file")
     p.add_argument("--no-warm", action="store_true", help="do not build the shipment index before serving")
     p.add_argument(
-        "--record-cache", type=int, default=20_000,
+        "--record-cache",
+        type=int,
+        default=20_000,
         help="rendered DropStream records kept in memory (benchmarks: the world's size)",
-    )  # fmt: skip
+    )
     p.add_argument("--log-level", default="warning")
     p.add_argument(
-        "--live", action="append", default=[], metavar="KNOB=VALUE",
+        "--live",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
         help="a live-data knob: mid-read mutations, page caps, odd answers (see sandbox.live)",
-    )  # fmt: skip
+    )
     faults = p.add_argument_group("fault knobs (see airflow_provider_fulfillment.sandbox.faults)")
     faults.add_argument(
         "--fault", action="append", default=[], metavar="KNOB=VALUE", help="set any fault knob"

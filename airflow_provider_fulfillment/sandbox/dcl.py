@@ -26,10 +26,21 @@ if TYPE_CHECKING:
 
 ALLOWED = frozenset(
     {
-        "status", "order_numbers", "received_from", "received_to", "shipped_from", "shipped_to",
-        "modified_from", "modified_to", "fields", "page", "page_size", "filter", "extended_date",
+        "status",
+        "order_numbers",
+        "received_from",
+        "received_to",
+        "shipped_from",
+        "shipped_to",
+        "modified_from",
+        "modified_to",
+        "fields",
+        "page",
+        "page_size",
+        "filter",
+        "extended_date",
     }
-)  # fmt: skip
+)
 MAX_PAGE_SIZE = 100
 JSON = "application/json"
 

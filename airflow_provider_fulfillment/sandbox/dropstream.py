@@ -175,9 +175,13 @@ def router(app: SandboxApp) -> APIRouter:
             return _page(resource, seg, _totals(meta))
         app.purge_sessions()
         session = Session(
-            id=app.new_session_id(), resource=resource, rows=rows, query_key=qkey, limit=limit,
+            id=app.new_session_id(),
+            resource=resource,
+            rows=rows,
+            query_key=qkey,
+            limit=limit,
             last_used=time.monotonic(),
-        )  # fmt: skip
+        )
         with app.lock:
             app.sessions[session.id] = session
         meta = {"session_id": session.id}
@@ -283,9 +287,12 @@ def router(app: SandboxApp) -> APIRouter:
             page = _int_param("page", params["page"], 1) if "page" in params else 1
             chunk = rows[(page - 1) * limit : page * limit]
             body = {
-                name: chunk, "page": page, "limit": limit, "total_count": len(rows),
+                name: chunk,
+                "page": page,
+                "limit": limit,
+                "total_count": len(rows),
                 "total_pages": ceil_div(len(rows), limit),
-            }  # fmt: skip
+            }
             return Response(dumps(body), media_type=JSON)
 
         return handler

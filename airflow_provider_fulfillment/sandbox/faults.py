@@ -118,9 +118,16 @@ class Faults:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
         for name in (
-            "error_every", "rate_limit_every", "rate_limit_burst", "drop_every", "truncate_every",
-            "session_max_pages", "token_max_uses", "dcl_error_every", "dcl_rate_limit",
-        ):  # fmt: skip
+            "error_every",
+            "rate_limit_every",
+            "rate_limit_burst",
+            "drop_every",
+            "truncate_every",
+            "session_max_pages",
+            "token_max_uses",
+            "dcl_error_every",
+            "dcl_rate_limit",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("latency", "jitter", "retry_after", "dcl_rate_window", "bucket_rate", "bucket_size"):

@@ -261,15 +261,27 @@ class SandboxProcess:
     def start(self) -> SandboxProcess:
         self.env_file.unlink(missing_ok=True)
         command = [
-            sys.executable, "-m", "airflow_provider_fulfillment.sandbox",
-            "--host", LOOPBACK, "--port", "0", "--env-file", str(self.env_file), *self.args,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "airflow_provider_fulfillment.sandbox",
+            "--host",
+            LOOPBACK,
+            "--port",
+            "0",
+            "--env-file",
+            str(self.env_file),
+            *self.args,
+        ]
         log = self.log_file.open("wb") if self.log_file is not None else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
-                command, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                command,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 preexec_fn=self.preexec_fn,
-            )  # fmt: skip
+            )
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()

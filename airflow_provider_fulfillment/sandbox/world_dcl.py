@@ -55,10 +55,21 @@ STATUSES = ("any", "open", "on_hold", "back_order", "shipped", "cancelled")
 ``is_back_order``; ``shipped`` = stage 60, 62 or 70; ``cancelled`` = ``is_cancelled``; ``any`` = all."""
 
 FILTER_TAGS = (
-    "order_stage", "order_status", "account_number", "po_number", "customer_number", "shipping_carrier",
-    "shipping_service", "order_type", "system_id", "custom_field1", "custom_field2", "custom_field3",
-    "custom_field4", "custom_field5",
-)  # fmt: skip
+    "order_stage",
+    "order_status",
+    "account_number",
+    "po_number",
+    "customer_number",
+    "shipping_carrier",
+    "shipping_service",
+    "order_type",
+    "system_id",
+    "custom_field1",
+    "custom_field2",
+    "custom_field3",
+    "custom_field4",
+    "custom_field5",
+)
 NUMERIC_TAGS = frozenset({"order_stage", "order_status"})
 OPERATORS = ("eq", "neq", "gt", "ge", "lt", "le")
 
@@ -75,18 +86,39 @@ def _kind(stage: int, cancelled: bool = False, back: bool = False) -> int:
 
 _OLD_MIX = weighted_table(
     [
-        (_kind(60), 196), (_kind(62), 10), (_kind(70), 20), (_kind(50), 4), (_kind(10), 3),
-        (_kind(10, back=True), 2), (_kind(2), 3), (_kind(20), 2), (_kind(30), 2), (_kind(40), 2),
-        (_kind(10, cancelled=True), 8), (_kind(2, cancelled=True), 2), (_kind(30, cancelled=True), 2),
+        (_kind(60), 196),
+        (_kind(62), 10),
+        (_kind(70), 20),
+        (_kind(50), 4),
+        (_kind(10), 3),
+        (_kind(10, back=True), 2),
+        (_kind(2), 3),
+        (_kind(20), 2),
+        (_kind(30), 2),
+        (_kind(40), 2),
+        (_kind(10, cancelled=True), 8),
+        (_kind(2, cancelled=True), 2),
+        (_kind(30, cancelled=True), 2),
     ]
-)  # fmt: skip
+)
 _RECENT_MIX = weighted_table(
     [
-        (_kind(10), 50), (_kind(10, back=True), 8), (_kind(20), 28), (_kind(30), 24), (_kind(40), 20),
-        (_kind(45), 15), (_kind(50), 16), (_kind(60), 72), (_kind(62), 4), (_kind(70), 2), (_kind(2), 6),
-        (_kind(10, cancelled=True), 6), (_kind(20, cancelled=True), 3), (_kind(2, cancelled=True), 2),
+        (_kind(10), 50),
+        (_kind(10, back=True), 8),
+        (_kind(20), 28),
+        (_kind(30), 24),
+        (_kind(40), 20),
+        (_kind(45), 15),
+        (_kind(50), 16),
+        (_kind(60), 72),
+        (_kind(62), 4),
+        (_kind(70), 2),
+        (_kind(2), 6),
+        (_kind(10, cancelled=True), 6),
+        (_kind(20, cancelled=True), 3),
+        (_kind(2, cancelled=True), 2),
     ]
-)  # fmt: skip
+)
 DRAWN_KINDS = len(_KINDS)  # the codes the mixes draw; the sandbox clock (clock.py) reaches the rest
 for _stage in STAGES:
     for _cancelled in (False, True):
@@ -97,9 +129,12 @@ KINDS: tuple[tuple[int, bool, bool], ...] = tuple(_KINDS)
 ACCOUNTS = ("10501", "10502", "20117")
 ORDER_TYPES = ("REST", "WEB", "EDI", "B2B")
 CARRIERS = (
-    ("UPS", "Ground"), ("UPS", "2nd Day Air"), ("FEDEX", "Home Delivery"), ("USPS", "Priority Mail"),
+    ("UPS", "Ground"),
+    ("UPS", "2nd Day Air"),
+    ("FEDEX", "Home Delivery"),
+    ("USPS", "Priority Mail"),
     ("DHL", "Express"),
-)  # fmt: skip
+)
 CUSTOMER_NUMBERS = ("", "C1001", "C1002", "C2040", "C3300")
 CF1 = ("", "ABC123", "SPRING24", "VIP")
 CF2 = ("", "WHOLESALE", "RETAIL")
@@ -406,33 +441,62 @@ class DclWorld(Timeline):
                     p = products[int(rnd() * len(products))]
                     comps.append(
                         {
-                            "line_number": ln * 1000 + c + 1, "item_number": p[0], "description": p[1],
-                            "quantity": 1 + int(rnd() * 4), "is_back_order": False, "price": 0.0,
-                            "do_not_ship_before": nbt, "ship_by": ship_by, "comments": "",
-                            "custom_field1": "", "custom_field2": "", "custom_field3": cf3,
-                            "custom_field4": "", "custom_field5": "",
+                            "line_number": ln * 1000 + c + 1,
+                            "item_number": p[0],
+                            "description": p[1],
+                            "quantity": 1 + int(rnd() * 4),
+                            "is_back_order": False,
+                            "price": 0.0,
+                            "do_not_ship_before": nbt,
+                            "ship_by": ship_by,
+                            "comments": "",
+                            "custom_field1": "",
+                            "custom_field2": "",
+                            "custom_field3": cf3,
+                            "custom_field4": "",
+                            "custom_field5": "",
                         }
-                    )  # fmt: skip
+                    )
                 lines.append(
                     {
-                        "line_number": ln, "item_number": f"BUNDLE{ln:03d}", "description": "Bundle Kit",
-                        "quantity": 1, "is_back_order": False, "price": round(9.99 + int(rnd() * 40), 2),
-                        "do_not_ship_before": nbt, "ship_by": ship_by, "comments": "", "custom_field1": "",
-                        "custom_field2": "", "custom_field3": cf3, "custom_field4": "", "custom_field5": "",
+                        "line_number": ln,
+                        "item_number": f"BUNDLE{ln:03d}",
+                        "description": "Bundle Kit",
+                        "quantity": 1,
+                        "is_back_order": False,
+                        "price": round(9.99 + int(rnd() * 40), 2),
+                        "do_not_ship_before": nbt,
+                        "ship_by": ship_by,
+                        "comments": "",
+                        "custom_field1": "",
+                        "custom_field2": "",
+                        "custom_field3": cf3,
+                        "custom_field4": "",
+                        "custom_field5": "",
                         "bundle_lines": comps,
                     }
-                )  # fmt: skip
+                )
             else:
                 p = products[int(rnd() * len(products))]
                 lines.append(
                     {
-                        "line_number": ln, "item_number": p[0], "description": p[1],
+                        "line_number": ln,
+                        "item_number": p[0],
+                        "description": p[1],
                         "quantity": 1 + int(rnd() * 5) if rnd() < 0.3 else 1,
-                        "is_back_order": back and ln == nlines, "price": p[2], "do_not_ship_before": nbt,
-                        "ship_by": ship_by, "comments": "", "custom_field1": "", "custom_field2": "",
-                        "custom_field3": cf3, "custom_field4": "", "custom_field5": "", "bundle_lines": None,
+                        "is_back_order": back and ln == nlines,
+                        "price": p[2],
+                        "do_not_ship_before": nbt,
+                        "ship_by": ship_by,
+                        "comments": "",
+                        "custom_field1": "",
+                        "custom_field2": "",
+                        "custom_field3": cf3,
+                        "custom_field4": "",
+                        "custom_field5": "",
+                        "bundle_lines": None,
                     }
-                )  # fmt: skip
+                )
         if stage in (50, 62) and lines[-1]["quantity"] < 2:
             lines[-1]["quantity"] = 2  # so that some of it can stay unshipped (partial / closed short)
         ship_addr = self._address(rnd)

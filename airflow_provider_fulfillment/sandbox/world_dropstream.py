@@ -43,22 +43,52 @@ from ._util import (
 from .dates import parse_dropstream_date
 
 ORDER_STATES: tuple[str, ...] = (
-    "archived", "bundled", "canceled", "delayed_processing", "delayed_sending_completion_acknowledgement",
-    "delayed_sending_receipt_acknowledgement", "delayed_sending_to_warehouse", "error", "error_processing",
-    "error_sending_completion_acknowledgement", "error_sending_receipt_acknowledgement",
-    "error_sending_to_warehouse", "new", "new_manual", "partially_shipped", "pending_shipment", "processing",
-    "queued", "ready_for_warehouse", "scheduled_completion_acknowledgement", "scheduled_processing_order",
-    "scheduled_receipt_acknowledgement", "scheduled_request", "sending_completion_acknowledgement",
-    "sending_receipt_acknowledgement", "sending_to_warehouse", "sent_completion_acknowledgement",
-    "sent_to_warehouse", "shipped", "skipped", "split", "waiting",
-)  # fmt: skip
+    "archived",
+    "bundled",
+    "canceled",
+    "delayed_processing",
+    "delayed_sending_completion_acknowledgement",
+    "delayed_sending_receipt_acknowledgement",
+    "delayed_sending_to_warehouse",
+    "error",
+    "error_processing",
+    "error_sending_completion_acknowledgement",
+    "error_sending_receipt_acknowledgement",
+    "error_sending_to_warehouse",
+    "new",
+    "new_manual",
+    "partially_shipped",
+    "pending_shipment",
+    "processing",
+    "queued",
+    "ready_for_warehouse",
+    "scheduled_completion_acknowledgement",
+    "scheduled_processing_order",
+    "scheduled_receipt_acknowledgement",
+    "scheduled_request",
+    "sending_completion_acknowledgement",
+    "sending_receipt_acknowledgement",
+    "sending_to_warehouse",
+    "sent_completion_acknowledgement",
+    "sent_to_warehouse",
+    "shipped",
+    "skipped",
+    "split",
+    "waiting",
+)
 """Every documented ``fulfillment_state``, in the docs' order (the index is the state's code)."""
 
 SHIPMENT_STATES: tuple[str, ...] = (
-    "new", "ready_for_shipment_notification", "scheduled_notify_of_shipment", "scheduled_processing_shipment",
-    "errored_processing", "delayed_notifying_of_shipment", "errored_notifying_of_shipment", "notified_shipped",
+    "new",
+    "ready_for_shipment_notification",
+    "scheduled_notify_of_shipment",
+    "scheduled_processing_shipment",
+    "errored_processing",
+    "delayed_notifying_of_shipment",
+    "errored_notifying_of_shipment",
+    "notified_shipped",
     "archived",
-)  # fmt: skip
+)
 """Every documented shipment ``state`` (the docs list one twice)."""
 
 OS = {name: code for code, name in enumerate(ORDER_STATES)}
@@ -67,11 +97,15 @@ SS = {name: code for code, name in enumerate(SHIPMENT_STATES)}
 # Order state categories: each documented state is in exactly one.
 SHIPPED_STATES = frozenset(
     {
-        "shipped", "scheduled_completion_acknowledgement", "sending_completion_acknowledgement",
-        "sent_completion_acknowledgement", "delayed_sending_completion_acknowledgement",
-        "error_sending_completion_acknowledgement", "archived",
+        "shipped",
+        "scheduled_completion_acknowledgement",
+        "sending_completion_acknowledgement",
+        "sent_completion_acknowledgement",
+        "delayed_sending_completion_acknowledgement",
+        "error_sending_completion_acknowledgement",
+        "archived",
     }
-)  # fmt: skip
+)
 """States of orders that left the warehouse in full: they have shipments."""
 PARTIAL_STATES = frozenset({"partially_shipped"})
 CLOSED_STATES = frozenset({"canceled", "skipped", "bundled", "split"})
@@ -98,40 +132,78 @@ TRACK_INV = pow(TRACK_MUL, -1, TRACK_MOD)
 
 _OLD_ORDER_MIX = weighted_table(
     [
-        (OS["shipped"], 186), (OS["sent_completion_acknowledgement"], 10), (OS["archived"], 6),
-        (OS["error_sending_completion_acknowledgement"], 2), (OS["partially_shipped"], 10),
-        (OS["canceled"], 12), (OS["skipped"], 2), (OS["split"], 1), (OS["bundled"], 1),
-        (OS["error"], 3), (OS["error_sending_to_warehouse"], 3), (OS["error_processing"], 2),
-        (OS["pending_shipment"], 6), (OS["sent_to_warehouse"], 4), (OS["ready_for_warehouse"], 2),
-        (OS["waiting"], 2), (OS["delayed_sending_to_warehouse"], 2), (OS["new_manual"], 2),
+        (OS["shipped"], 186),
+        (OS["sent_completion_acknowledgement"], 10),
+        (OS["archived"], 6),
+        (OS["error_sending_completion_acknowledgement"], 2),
+        (OS["partially_shipped"], 10),
+        (OS["canceled"], 12),
+        (OS["skipped"], 2),
+        (OS["split"], 1),
+        (OS["bundled"], 1),
+        (OS["error"], 3),
+        (OS["error_sending_to_warehouse"], 3),
+        (OS["error_processing"], 2),
+        (OS["pending_shipment"], 6),
+        (OS["sent_to_warehouse"], 4),
+        (OS["ready_for_warehouse"], 2),
+        (OS["waiting"], 2),
+        (OS["delayed_sending_to_warehouse"], 2),
+        (OS["new_manual"], 2),
     ]
-)  # fmt: skip
+)
 _RECENT_ORDER_MIX = weighted_table(
     [
-        (OS["new"], 18), (OS["queued"], 8), (OS["processing"], 8), (OS["scheduled_processing_order"], 4),
-        (OS["ready_for_warehouse"], 14), (OS["sending_to_warehouse"], 6), (OS["sent_to_warehouse"], 28),
-        (OS["scheduled_receipt_acknowledgement"], 2), (OS["sending_receipt_acknowledgement"], 2),
-        (OS["delayed_sending_receipt_acknowledgement"], 1), (OS["error_sending_receipt_acknowledgement"], 1),
-        (OS["pending_shipment"], 46), (OS["waiting"], 4), (OS["delayed_processing"], 2),
-        (OS["delayed_sending_to_warehouse"], 2), (OS["scheduled_request"], 2), (OS["new_manual"], 2),
-        (OS["error_sending_to_warehouse"], 5), (OS["error"], 3), (OS["error_processing"], 3),
-        (OS["canceled"], 6), (OS["partially_shipped"], 12), (OS["shipped"], 63),
-        (OS["scheduled_completion_acknowledgement"], 3), (OS["sending_completion_acknowledgement"], 3),
-        (OS["delayed_sending_completion_acknowledgement"], 2), (OS["sent_completion_acknowledgement"], 4),
+        (OS["new"], 18),
+        (OS["queued"], 8),
+        (OS["processing"], 8),
+        (OS["scheduled_processing_order"], 4),
+        (OS["ready_for_warehouse"], 14),
+        (OS["sending_to_warehouse"], 6),
+        (OS["sent_to_warehouse"], 28),
+        (OS["scheduled_receipt_acknowledgement"], 2),
+        (OS["sending_receipt_acknowledgement"], 2),
+        (OS["delayed_sending_receipt_acknowledgement"], 1),
+        (OS["error_sending_receipt_acknowledgement"], 1),
+        (OS["pending_shipment"], 46),
+        (OS["waiting"], 4),
+        (OS["delayed_processing"], 2),
+        (OS["delayed_sending_to_warehouse"], 2),
+        (OS["scheduled_request"], 2),
+        (OS["new_manual"], 2),
+        (OS["error_sending_to_warehouse"], 5),
+        (OS["error"], 3),
+        (OS["error_processing"], 3),
+        (OS["canceled"], 6),
+        (OS["partially_shipped"], 12),
+        (OS["shipped"], 63),
+        (OS["scheduled_completion_acknowledgement"], 3),
+        (OS["sending_completion_acknowledgement"], 3),
+        (OS["delayed_sending_completion_acknowledgement"], 2),
+        (OS["sent_completion_acknowledgement"], 4),
         (OS["error_sending_completion_acknowledgement"], 2),
     ]
-)  # fmt: skip
+)
 _OLD_SHIPMENT_MIX = weighted_table(
-    [(SS["notified_shipped"], 230), (SS["archived"], 18), (SS["errored_notifying_of_shipment"], 5),
-     (SS["errored_processing"], 3)]
-)  # fmt: skip
+    [
+        (SS["notified_shipped"], 230),
+        (SS["archived"], 18),
+        (SS["errored_notifying_of_shipment"], 5),
+        (SS["errored_processing"], 3),
+    ]
+)
 _RECENT_SHIPMENT_MIX = weighted_table(
     [
-        (SS["new"], 20), (SS["ready_for_shipment_notification"], 30), (SS["scheduled_notify_of_shipment"], 25),
-        (SS["scheduled_processing_shipment"], 15), (SS["delayed_notifying_of_shipment"], 8),
-        (SS["errored_notifying_of_shipment"], 10), (SS["errored_processing"], 6), (SS["notified_shipped"], 142),
+        (SS["new"], 20),
+        (SS["ready_for_shipment_notification"], 30),
+        (SS["scheduled_notify_of_shipment"], 25),
+        (SS["scheduled_processing_shipment"], 15),
+        (SS["delayed_notifying_of_shipment"], 8),
+        (SS["errored_notifying_of_shipment"], 10),
+        (SS["errored_processing"], 6),
+        (SS["notified_shipped"], 142),
     ]
-)  # fmt: skip
+)
 _NITEMS = weighted_table([(1, 100), (2, 70), (3, 45), (4, 25), (5, 16)])
 # Per state code: 0 no shipment, 1 shipped in full, 2 partially shipped.
 _SHIPCAT = bytes(1 if s in SHIPPED_STATES else 2 if s in PARTIAL_STATES else 0 for s in ORDER_STATES) + bytes(
@@ -203,13 +275,26 @@ class ShipmentQuery:
 
 
 ORDER_FILTERS = (
-    "ordered_at_min", "ordered_at_max", "created_at_min", "created_at_max", "store_id", "external_id",
-    "external_display_id", "state",
-)  # fmt: skip
+    "ordered_at_min",
+    "ordered_at_max",
+    "created_at_min",
+    "created_at_max",
+    "store_id",
+    "external_id",
+    "external_display_id",
+    "state",
+)
 SHIPMENT_FILTERS = (
-    "shipped_at_min", "shipped_at_max", "created_at_min", "created_at_max", "tracking_number", "store_id",
-    "warehouse_id", "customer_id", "state",
-)  # fmt: skip
+    "shipped_at_min",
+    "shipped_at_max",
+    "created_at_min",
+    "created_at_max",
+    "tracking_number",
+    "store_id",
+    "warehouse_id",
+    "customer_id",
+    "state",
+)
 # The five the docs list as sortable, and every other documented scalar shipment property.
 SHIPMENT_SORTS = (
     "id",
@@ -261,10 +346,17 @@ class DropStreamTruth:
         return {
             name: len(getattr(self, name))
             for name in (
-                "late", "unshipped_past_deadline", "errored_orders", "errored_shipments", "canceled",
-                "partially_shipped", "shipped_without_shipment", "orphan_shipments", "foreign_item_shipments",
+                "late",
+                "unshipped_past_deadline",
+                "errored_orders",
+                "errored_shipments",
+                "canceled",
+                "partially_shipped",
+                "shipped_without_shipment",
+                "orphan_shipments",
+                "foreign_item_shipments",
             )
-        }  # fmt: skip
+        }
 
     def as_json(self) -> dict[str, list[int]]:
         return {name: sorted(getattr(self, name)) for name in self.summary()}
@@ -344,9 +436,13 @@ class DropStreamWorld(Timeline):
             name = f"{last} {biz}"
             slug = re.sub(r"[^a-z0-9]+", "", name.lower())
             out.append(
-                {"id": 50_000 + 17 * j, "name": name, "email": f"orders@{slug}.example.com",
-                 "external_id": f"cus_{key64(self.seed, 91, j) % 10**9:09d}"}
-            )  # fmt: skip
+                {
+                    "id": 50_000 + 17 * j,
+                    "name": name,
+                    "email": f"orders@{slug}.example.com",
+                    "external_id": f"cus_{key64(self.seed, 91, j) % 10**9:09d}",
+                }
+            )
         return out
 
     def _plant(self, planted: int, recent_index: int) -> None:
@@ -1101,18 +1197,62 @@ def _ceil(t: float) -> int:
 
 
 ORDER_SCALAR_FIELDS: tuple[str, ...] = (
-    "id", "store_id", "external_id", "external_billing_customer_id", "customer_email",
-    "external_shipping_customer_id", "ordered_at", "invoice_number", "payment_type", "external_warehouse_order_id",
-    "shipping_carrier_name", "shipping_carrier_service_level", "shipping_warehouse_code", "signature_required",
-    "shipping_insurance", "external_shipping_description", "external_display_id", "external_source_display_id",
-    "purchase_order_id", "notes", "shipping_notes", "gift_message", "batch_id", "shipping_amount",
-    "discount_amount", "tax_amount", "shipping_tax_amount", "third_party_account_number",
-    "third_party_billing_code", "discount_codes", "external_source_id", "lead_source", "packing_slip_id",
-    "requested_ship_date", "requested_cancel_date", "payment_date", "external_tags", "retailer_id", "supplier_id",
-    "insured_amount", "terms", "sales_rep_last_name", "sales_rep_first_name", "sales_rep_email",
-    "fulfillment_state", "fulfillment_transitioned_at", "external_type", "fulfillment_warehouse_id",
-    "country_of_origin", "shipment_contents", "declared_value", "currency_code", "customer_service_url",
-    "customer_service_email", "customer_service_telephone", "created_at",
-)  # fmt: skip
+    "id",
+    "store_id",
+    "external_id",
+    "external_billing_customer_id",
+    "customer_email",
+    "external_shipping_customer_id",
+    "ordered_at",
+    "invoice_number",
+    "payment_type",
+    "external_warehouse_order_id",
+    "shipping_carrier_name",
+    "shipping_carrier_service_level",
+    "shipping_warehouse_code",
+    "signature_required",
+    "shipping_insurance",
+    "external_shipping_description",
+    "external_display_id",
+    "external_source_display_id",
+    "purchase_order_id",
+    "notes",
+    "shipping_notes",
+    "gift_message",
+    "batch_id",
+    "shipping_amount",
+    "discount_amount",
+    "tax_amount",
+    "shipping_tax_amount",
+    "third_party_account_number",
+    "third_party_billing_code",
+    "discount_codes",
+    "external_source_id",
+    "lead_source",
+    "packing_slip_id",
+    "requested_ship_date",
+    "requested_cancel_date",
+    "payment_date",
+    "external_tags",
+    "retailer_id",
+    "supplier_id",
+    "insured_amount",
+    "terms",
+    "sales_rep_last_name",
+    "sales_rep_first_name",
+    "sales_rep_email",
+    "fulfillment_state",
+    "fulfillment_transitioned_at",
+    "external_type",
+    "fulfillment_warehouse_id",
+    "country_of_origin",
+    "shipment_contents",
+    "declared_value",
+    "currency_code",
+    "customer_service_url",
+    "customer_service_email",
+    "customer_service_telephone",
+    "created_at",
+)
 """Every documented top-level order field that is a scalar: what ``sort=`` accepts."""
 ORDER_SORT_FIELDS = frozenset(ORDER_SCALAR_FIELDS)

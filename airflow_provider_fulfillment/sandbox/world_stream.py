@@ -32,46 +32,100 @@ from ._util import (
 from .world_dropstream import ParamError
 
 STATUSES: tuple[str, ...] = (
-    "order_received", "additional_document_required", "awaiting_waybill_generation", "awaiting_prepayment",
-    "prepayment_received", "client_to_schedule_pickup", "admin_to_schedule_pickup", "system_to_schedule_pickup",
-    "awaiting_pickup", "awaiting_swap_out", "pickup_missed", "in_transit", "partially_delivered", "delivered",
-    "invoice_paid", "incomplete", "cancelled", "lost_in_transit",
-)  # fmt: skip
+    "order_received",
+    "additional_document_required",
+    "awaiting_waybill_generation",
+    "awaiting_prepayment",
+    "prepayment_received",
+    "client_to_schedule_pickup",
+    "admin_to_schedule_pickup",
+    "system_to_schedule_pickup",
+    "awaiting_pickup",
+    "awaiting_swap_out",
+    "pickup_missed",
+    "in_transit",
+    "partially_delivered",
+    "delivered",
+    "invoice_paid",
+    "incomplete",
+    "cancelled",
+    "lost_in_transit",
+)
 """Every documented order status, in the docs' order (the index is the status code)."""
 ST = {name: code for code, name in enumerate(STATUSES)}
 # How far an order has progressed: which documents and dates exist.
 LEVEL = {
-    "order_received": 0, "additional_document_required": 0, "incomplete": 0, "cancelled": 0,
-    "awaiting_waybill_generation": 1, "awaiting_prepayment": 1, "prepayment_received": 1,
-    "client_to_schedule_pickup": 2, "admin_to_schedule_pickup": 2, "system_to_schedule_pickup": 2,
-    "awaiting_pickup": 3, "awaiting_swap_out": 3, "pickup_missed": 3,
-    "in_transit": 4, "lost_in_transit": 4, "partially_delivered": 5, "delivered": 5, "invoice_paid": 6,
-}  # fmt: skip
+    "order_received": 0,
+    "additional_document_required": 0,
+    "incomplete": 0,
+    "cancelled": 0,
+    "awaiting_waybill_generation": 1,
+    "awaiting_prepayment": 1,
+    "prepayment_received": 1,
+    "client_to_schedule_pickup": 2,
+    "admin_to_schedule_pickup": 2,
+    "system_to_schedule_pickup": 2,
+    "awaiting_pickup": 3,
+    "awaiting_swap_out": 3,
+    "pickup_missed": 3,
+    "in_transit": 4,
+    "lost_in_transit": 4,
+    "partially_delivered": 5,
+    "delivered": 5,
+    "invoice_paid": 6,
+}
 DOCUMENTS: tuple[str, ...] = (
-    "battery_declaration", "commercial_invoice", "customs_clearance_document", "draft_bill_of_lading",
-    "eei_request_document", "export_permit", "final_bill_of_lading", "materials_safety_data_sheet",
-    "packaging_list", "proof_of_delivery", "shippers_letter_of_instruction", "stream_packing_list",
+    "battery_declaration",
+    "commercial_invoice",
+    "customs_clearance_document",
+    "draft_bill_of_lading",
+    "eei_request_document",
+    "export_permit",
+    "final_bill_of_lading",
+    "materials_safety_data_sheet",
+    "packaging_list",
+    "proof_of_delivery",
+    "shippers_letter_of_instruction",
+    "stream_packing_list",
     "waybill_document",
-)  # fmt: skip
+)
 """Document kinds; each is served as the order's ``<kind>_link`` field."""
 
 _OLD_MIX = weighted_table(
     [
-        (ST["delivered"], 120), (ST["invoice_paid"], 80), (ST["cancelled"], 14), (ST["lost_in_transit"], 4),
-        (ST["incomplete"], 6), (ST["partially_delivered"], 8), (ST["in_transit"], 10), (ST["pickup_missed"], 4),
+        (ST["delivered"], 120),
+        (ST["invoice_paid"], 80),
+        (ST["cancelled"], 14),
+        (ST["lost_in_transit"], 4),
+        (ST["incomplete"], 6),
+        (ST["partially_delivered"], 8),
+        (ST["in_transit"], 10),
+        (ST["pickup_missed"], 4),
         (ST["awaiting_pickup"], 10),
     ]
-)  # fmt: skip
+)
 _RECENT_MIX = weighted_table(
     [
-        (ST["order_received"], 30), (ST["additional_document_required"], 12), (ST["awaiting_waybill_generation"], 14),
-        (ST["awaiting_prepayment"], 10), (ST["prepayment_received"], 8), (ST["client_to_schedule_pickup"], 12),
-        (ST["admin_to_schedule_pickup"], 8), (ST["system_to_schedule_pickup"], 8), (ST["awaiting_pickup"], 20),
-        (ST["awaiting_swap_out"], 4), (ST["pickup_missed"], 4), (ST["in_transit"], 50),
-        (ST["partially_delivered"], 6), (ST["delivered"], 40), (ST["invoice_paid"], 10), (ST["incomplete"], 6),
-        (ST["cancelled"], 10), (ST["lost_in_transit"], 4),
+        (ST["order_received"], 30),
+        (ST["additional_document_required"], 12),
+        (ST["awaiting_waybill_generation"], 14),
+        (ST["awaiting_prepayment"], 10),
+        (ST["prepayment_received"], 8),
+        (ST["client_to_schedule_pickup"], 12),
+        (ST["admin_to_schedule_pickup"], 8),
+        (ST["system_to_schedule_pickup"], 8),
+        (ST["awaiting_pickup"], 20),
+        (ST["awaiting_swap_out"], 4),
+        (ST["pickup_missed"], 4),
+        (ST["in_transit"], 50),
+        (ST["partially_delivered"], 6),
+        (ST["delivered"], 40),
+        (ST["invoice_paid"], 10),
+        (ST["incomplete"], 6),
+        (ST["cancelled"], 10),
+        (ST["lost_in_transit"], 4),
     ]
-)  # fmt: skip
+)
 ID_BASE = 10_001
 PAGE_SIZE = 20
 
@@ -186,14 +240,22 @@ class StreamWorld(Timeline):
             invoice = {
                 "billable_weights": {
                     "metric": {
-                        "packages": 1 + f % 4, "mass_unit": "kg", "distance_unit": "cm",
-                        "volumetric_weight": round(weight * 0.62, 2), "weight": weight,
-                        "billable_weight": weight, "volume": round(weight * 0.0032, 3),
+                        "packages": 1 + f % 4,
+                        "mass_unit": "kg",
+                        "distance_unit": "cm",
+                        "volumetric_weight": round(weight * 0.62, 2),
+                        "weight": weight,
+                        "billable_weight": weight,
+                        "volume": round(weight * 0.0032, 3),
                     },
                     "imperial": {
-                        "packages": 1 + f % 4, "mass_unit": "lb", "distance_unit": "inches",
-                        "volumetric_weight": round(weight * 0.62 * 2.20462, 2), "weight": round(weight * 2.20462, 2),
-                        "billable_weight": round(weight * 2.20462, 2), "volume": round(weight * 0.113, 2),
+                        "packages": 1 + f % 4,
+                        "mass_unit": "lb",
+                        "distance_unit": "inches",
+                        "volumetric_weight": round(weight * 0.62 * 2.20462, 2),
+                        "weight": round(weight * 2.20462, 2),
+                        "billable_weight": round(weight * 2.20462, 2),
+                        "volume": round(weight * 0.113, 2),
                     },
                 },
                 "estimate_id": 555_000 + s,
@@ -205,7 +267,7 @@ class StreamWorld(Timeline):
                 "quote_expired": False,
                 "shipping_company": "Example Express Shipping",
                 "shipping_service": "Priority International",
-            }  # fmt: skip
+            }
         return {
             "id": oid,
             "assigned_admin": ("admin@example.com", "ops@example.com", None)[f % 3],

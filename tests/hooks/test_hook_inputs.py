@@ -18,8 +18,9 @@ def _dropstream(request: httpx.Request) -> httpx.Response:
     if request.url.path.endswith("/auth/token"):
         return json_response(200, {"access_token": "jwt-inputs", "token_type": "Bearer"})
     resource = request.url.path.rsplit("/", 1)[-1]
-    return json_response(200, {resource: [], "session_id": "s1", "page": 1, "limit": 1000, "total_count": 0,
-                               "total_pages": 0})  # fmt: skip
+    return json_response(
+        200, {resource: [], "session_id": "s1", "page": 1, "limit": 1000, "total_count": 0, "total_pages": 0}
+    )
 
 
 def _dcl(request: httpx.Request) -> httpx.Response:

@@ -53,14 +53,23 @@ class StreamByReference:
             return json_response(200, {"token": "tok-paths-1"})
         head, _, segment = request.url.raw_path.decode().rpartition("/")
         assert head == "/client_api/v2/orders", request.url.raw_path
-        order = {"id": 7, "reference_number": unquote(segment), "status": "in_transit",
-                 "created_at": "2025/08/04 11:48:40 UTC"}  # fmt: skip
+        order = {
+            "id": 7,
+            "reference_number": unquote(segment),
+            "status": "in_transit",
+            "created_at": "2025/08/04 11:48:40 UTC",
+        }
         return json_response(200, {"order": order})
 
 
 def _stream_env(monkeypatch, conn_id: str = "st_paths") -> str:
-    body = {"conn_type": "stream", "host": "http://st.test/client_api/v2", "login": "ops@example.com",
-            "password": "pw-paths-123", "extra": {"max_wait": 0, "max_attempts": 1}}  # fmt: skip
+    body = {
+        "conn_type": "stream",
+        "host": "http://st.test/client_api/v2",
+        "login": "ops@example.com",
+        "password": "pw-paths-123",
+        "extra": {"max_wait": 0, "max_attempts": 1},
+    }
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
     return conn_id
 

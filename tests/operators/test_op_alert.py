@@ -98,10 +98,17 @@ def test_soft_threshold_stuck_for_and_bounded_list(fake):
 
 def test_shipments_and_explicit_states(fake):
     report = run(FulfillmentErrorStateOperator(task_id="a", conn_id="c", resource="shipments", soft=True))
-    assert report["records"] == [{
-        "id": "5001", "raw_status": "errored_processing", "status": "error", "since": report["records"][0]["since"],
-        "age_seconds": report["records"][0]["age_seconds"], "order_id": "1001", "tracking_numbers": ["1Z00005001"],
-    }]  # fmt: skip
+    assert report["records"] == [
+        {
+            "id": "5001",
+            "raw_status": "errored_processing",
+            "status": "error",
+            "since": report["records"][0]["since"],
+            "age_seconds": report["records"][0]["age_seconds"],
+            "order_id": "1001",
+            "tracking_numbers": ["1Z00005001"],
+        }
+    ]
     with pytest.raises(
         AirflowFailException, match=r"1 shipment in errored states: 5001 \(tracking 1Z00005001; order 1001\)"
     ):
@@ -141,8 +148,9 @@ def test_bad_arguments(fake):
 def test_through_dag_test_the_failure_callback_fires(request, run_dag, xcom, fake, failures, task_states):
     name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)
     with DAG(name, schedule=None, start_date=BASE, catchup=False) as dag:
-        FulfillmentErrorStateOperator(task_id="alert", conn_id="dropstream_default", retries=3,
-                                      on_failure_callback=failures)  # fmt: skip
+        FulfillmentErrorStateOperator(
+            task_id="alert", conn_id="dropstream_default", retries=3, on_failure_callback=failures
+        )
         FulfillmentErrorStateOperator(task_id="soft", conn_id="dropstream_default", soft=True)
     dag_run = run_dag(dag, None)
     assert task_states(dag_run) == {"alert": "failed", "soft": "success"}  # failed at once, no retries

@@ -101,8 +101,9 @@ def test_extract_known_interval_of_each_vendor(request, run_dag, xcom, sandbox, 
 
 def test_rerun_overwrites_with_the_same_bytes(request, run_dag, xcom, sandbox, tmp_path):
     with DAG(dag_id(request), schedule="@daily", start_date=DAY_START, catchup=False) as dag:
-        FulfillmentExtractOperator(task_id="gz", conn_id="dropstream_default", destination=str(tmp_path),
-                                   compression="gzip")  # fmt: skip
+        FulfillmentExtractOperator(
+            task_id="gz", conn_id="dropstream_default", destination=str(tmp_path), compression="gzip"
+        )
         FulfillmentExtractOperator(
             task_id="pq", conn_id="dcl_default", destination=str(tmp_path), format="parquet"
         )
@@ -130,9 +131,12 @@ def test_a_fault_past_the_retries_leaves_no_file(
     clean_faults.set_faults(error_every=2, error_prefix="/dropstream/orders")
     with DAG(dag_id(request), schedule="@daily", start_date=DAY_START, catchup=False) as dag:
         FulfillmentExtractOperator(
-            task_id="extract", conn_id="dropstream_default", destination=str(tmp_path),
-            filters={"limit": 5}, on_failure_callback=failures,
-        )  # fmt: skip
+            task_id="extract",
+            conn_id="dropstream_default",
+            destination=str(tmp_path),
+            filters={"limit": 5},
+            on_failure_callback=failures,
+        )
     run = run_dag(dag, DAY_END)
     assert run.state == "failed"
     assert "HTTP 503" in str(failures.errors["extract"])
@@ -141,13 +145,21 @@ def test_a_fault_past_the_retries_leaves_no_file(
 
 
 def test_parquet_and_jsonl_agree_for_every_vendor(request, run_dag, xcom, sandbox, tmp_path):
-    cases = {"dropstream": ("dropstream_default", DropStreamOrder), "dcl": ("dcl_default", DclOrder),
-             "stream": ("stream_default", StreamOrder)}  # fmt: skip
+    cases = {
+        "dropstream": ("dropstream_default", DropStreamOrder),
+        "dcl": ("dcl_default", DclOrder),
+        "stream": ("stream_default", StreamOrder),
+    }
     with DAG(dag_id(request), schedule="@daily", start_date=DAY_START, catchup=False) as dag:
         for vendor, (conn_id, _) in cases.items():
             for fmt in ("jsonl", "parquet"):
-                FulfillmentExtractOperator(task_id=f"{vendor}_{fmt}", conn_id=conn_id, destination=str(tmp_path),
-                                           format=fmt, row_group_size=4)  # fmt: skip
+                FulfillmentExtractOperator(
+                    task_id=f"{vendor}_{fmt}",
+                    conn_id=conn_id,
+                    destination=str(tmp_path),
+                    format=fmt,
+                    row_group_size=4,
+                )
     run = run_dag(dag, DAY_END)
     assert run.state == "success"
     for vendor, (_, model) in cases.items():
@@ -169,14 +181,23 @@ def _whole_world_dag(name: str, sandbox, **reconcile_kwargs) -> DAG:
     world = sandbox.world
     window = (world.start.isoformat(), world.end.isoformat())
     with DAG(name, schedule=None, start_date=DAY_START, catchup=False) as dag:
-        orders = FulfillmentExtractOperator(task_id="orders", conn_id="dropstream_default", window=window,
-                                            compression="gzip")  # fmt: skip
-        shipments = FulfillmentExtractOperator(task_id="shipments", conn_id="dropstream_default",
-                                               resource="shipments", window=window, format="parquet")  # fmt: skip
+        orders = FulfillmentExtractOperator(
+            task_id="orders", conn_id="dropstream_default", window=window, compression="gzip"
+        )
+        shipments = FulfillmentExtractOperator(
+            task_id="shipments",
+            conn_id="dropstream_default",
+            resource="shipments",
+            window=window,
+            format="parquet",
+        )
         FulfillmentReconcileOperator(
-            task_id="reconcile", orders=orders.output, shipments=shipments.output, as_of=world.end.isoformat(),
+            task_id="reconcile",
+            orders=orders.output,
+            shipments=shipments.output,
+            as_of=world.end.isoformat(),
             **reconcile_kwargs,
-        )  # fmt: skip
+        )
     return dag
 
 
@@ -213,9 +234,12 @@ def test_reconcile_finds_every_planted_discrepancy_and_no_other(request, run_dag
 
 def test_reconcile_fails_past_a_threshold(request, run_dag, xcom, sandbox, tmp_path, failures):
     dag = _whole_world_dag(
-        dag_id(request), sandbox, destination=str(tmp_path),
-        fail_on={"orphan_shipment": 0, "late_order": 100_000}, on_failure_callback=failures,
-    )  # fmt: skip
+        dag_id(request),
+        sandbox,
+        destination=str(tmp_path),
+        fail_on={"orphan_shipment": 0, "late_order": 100_000},
+        on_failure_callback=failures,
+    )
     run = run_dag(dag, None)
     assert run.state == "failed"
     message = str(failures.errors["reconcile"])
@@ -230,8 +254,13 @@ def test_reconcile_fails_past_a_threshold(request, run_dag, xcom, sandbox, tmp_p
 
 def test_alert_fails_listing_the_errored_orders(request, run_dag, xcom, sandbox, failures):
     with DAG(dag_id(request), schedule=None, start_date=DAY_START, catchup=False) as dag:
-        FulfillmentErrorStateOperator(task_id="alert", conn_id="dropstream_default", max_listed=3,
-                                      on_failure_callback=failures, retries=2)  # fmt: skip
+        FulfillmentErrorStateOperator(
+            task_id="alert",
+            conn_id="dropstream_default",
+            max_listed=3,
+            on_failure_callback=failures,
+            retries=2,
+        )
     run = run_dag(dag, None)
     assert run.state == "failed"
     truth = sandbox.world.truth
@@ -250,8 +279,11 @@ def test_alert_fails_listing_the_errored_orders(request, run_dag, xcom, sandbox,
     assert message.split(" in errored states: ")[1].startswith("; ".join(listed))
     sinces = [r["since"] for r in report["records"]]
     assert sinces == sorted(sinces)  # oldest first
-    expected_by_state = {state: len(ids) for state, ids in truth.order_ids_by_state.items()
-                         if state.startswith("error") and ids}  # fmt: skip
+    expected_by_state = {
+        state: len(ids)
+        for state, ids in truth.order_ids_by_state.items()
+        if state.startswith("error") and ids
+    }
     assert report["by_state"] == expected_by_state
 
 
@@ -261,13 +293,24 @@ def test_alert_soft_mode_returns_them(request, run_dag, xcom, sandbox):
         FulfillmentErrorStateOperator(
             task_id="orders", conn_id="dropstream_default", soft=True, max_returned=1000
         )
-        FulfillmentErrorStateOperator(task_id="shipments", conn_id="dropstream_default", resource="shipments",
-                                      soft=True, max_returned=1000)  # fmt: skip
+        FulfillmentErrorStateOperator(
+            task_id="shipments",
+            conn_id="dropstream_default",
+            resource="shipments",
+            soft=True,
+            max_returned=1000,
+        )
         FulfillmentErrorStateOperator(task_id="tolerated", conn_id="dropstream_default", threshold=100_000)
-        FulfillmentErrorStateOperator(task_id="not_stuck", conn_id="dropstream_default",
-                                      stuck_for=timedelta(days=36500))  # fmt: skip
-        FulfillmentErrorStateOperator(task_id="one_state", conn_id="dropstream_default", soft=True,
-                                      states=["error_processing"], max_returned=1000)  # fmt: skip
+        FulfillmentErrorStateOperator(
+            task_id="not_stuck", conn_id="dropstream_default", stuck_for=timedelta(days=36500)
+        )
+        FulfillmentErrorStateOperator(
+            task_id="one_state",
+            conn_id="dropstream_default",
+            soft=True,
+            states=["error_processing"],
+            max_returned=1000,
+        )
         FulfillmentErrorStateOperator(
             task_id="stream", conn_id="stream_default", soft=True, max_returned=1000
         )
@@ -282,9 +325,13 @@ def test_alert_soft_mode_returns_them(request, run_dag, xcom, sandbox):
         "error_processing"
     ]
     world = sandbox.world
-    stream_errored = set().union(*(ids for status, ids in world.stream.ids_by_status().items()
-                                   if status in ("additional_document_required", "pickup_missed", "incomplete",
-                                                 "lost_in_transit")))  # fmt: skip
+    stream_errored = set().union(
+        *(
+            ids
+            for status, ids in world.stream.ids_by_status().items()
+            if status in ("additional_document_required", "pickup_missed", "incomplete", "lost_in_transit")
+        )
+    )
     assert {int(r["id"]) for r in xcom(run, "stream")["records"]} == stream_errored
     dcl_errored = {
         n for n in world.dcl.numbers_by_stage()[2] if not world.dcl.cancelled(world.dcl.order_index(n))
@@ -309,15 +356,35 @@ def test_sensors_against_the_sandbox(request, run_dag, xcom, clean_faults, failu
     )
     with DAG(dag_id(request), schedule=None, start_date=DAY_START, catchup=False) as dag:
         OrderStateSensor(task_id="shipped", conn_id="dropstream_default", order_id=shipped, poke_interval=0.1)
-        OrderStateSensor(task_id="errored", conn_id="dropstream_default", order_id=errored, poke_interval=0.1,
-                         on_failure_callback=failures)  # fmt: skip
-        ShipmentStateSensor(task_id="tracking", conn_id="dropstream_default",
-                            tracking_number=shipment["tracking_number"], poke_interval=0.1, deferrable=True)  # fmt: skip
-        OrderStateSensor(task_id="errored_deferrable", conn_id="dropstream_default", order_id=errored,
-                         poke_interval=0.1, deferrable=True, on_failure_callback=failures)  # fmt: skip
+        OrderStateSensor(
+            task_id="errored",
+            conn_id="dropstream_default",
+            order_id=errored,
+            poke_interval=0.1,
+            on_failure_callback=failures,
+        )
+        ShipmentStateSensor(
+            task_id="tracking",
+            conn_id="dropstream_default",
+            tracking_number=shipment["tracking_number"],
+            poke_interval=0.1,
+            deferrable=True,
+        )
+        OrderStateSensor(
+            task_id="errored_deferrable",
+            conn_id="dropstream_default",
+            order_id=errored,
+            poke_interval=0.1,
+            deferrable=True,
+            on_failure_callback=failures,
+        )
     run = run_dag(dag, None)
-    assert task_states(run) == {"shipped": "success", "errored": "failed", "tracking": "success",
-                                "errored_deferrable": "failed"}  # fmt: skip
+    assert task_states(run) == {
+        "shipped": "success",
+        "errored": "failed",
+        "tracking": "success",
+        "errored_deferrable": "failed",
+    }
     assert xcom(run, "shipped")["raw_status"] == "shipped"
     assert xcom(run, "tracking")["raw_status"] == "notified_shipped"
     for task in ("errored", "errored_deferrable"):

@@ -74,9 +74,14 @@ def test_poke_mode_waits_through_not_found_then_succeeds(request, run_dag, xcom,
     run = run_dag(sensor_dag(dag_id(request), deferrable=False), None)
     assert run.state == "success"
     assert xcom(run, "wait") == {
-        "vendor": "dropstream", "resource": "order", "ident": "1001", "found": True,
-        "raw_status": "shipped", "status": "shipped", "since": "2025-10-02T00:00:00+00:00",
-    }  # fmt: skip
+        "vendor": "dropstream",
+        "resource": "order",
+        "ident": "1001",
+        "found": True,
+        "raw_status": "shipped",
+        "status": "shipped",
+        "since": "2025-10-02T00:00:00+00:00",
+    }
     assert [call[1]["ident"] for call in hook.calls] == ["1001"] * 3
     assert hook.closed == 1  # one hook (one client, one token) for all the pokes
 
@@ -142,9 +147,15 @@ def test_deferrable_succeeds_without_deferring_when_already_there(scripted):
 def test_deferral_carries_the_timeout_and_plain_kwargs(scripted):
     scripted(state("pending_shipment", "processing"))
     sensor = OrderStateSensor(
-        task_id="w", conn_id="c", order_id=" 1001 ", deferrable=True, timeout=timedelta(hours=2),
-        target_states="delivered", failure_states=["error", "canceled"], poke_interval=15,
-    )  # fmt: skip
+        task_id="w",
+        conn_id="c",
+        order_id=" 1001 ",
+        deferrable=True,
+        timeout=timedelta(hours=2),
+        target_states="delivered",
+        failure_states=["error", "canceled"],
+        poke_interval=15,
+    )
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})  # type: ignore[arg-type]
     assert deferred.value.timeout == timedelta(hours=2)
@@ -152,9 +163,14 @@ def test_deferral_carries_the_timeout_and_plain_kwargs(scripted):
     classpath, kwargs = deferred.value.trigger.serialize()
     assert classpath == "airflow_provider_fulfillment.triggers.state.FulfillmentStateTrigger"
     assert kwargs == {
-        "conn_id": "c", "resource": "order", "ident": "1001", "target_states": ["delivered"],
-        "failure_states": ["error", "canceled"], "poke_interval": 15.0, "not_found_deadline": None,
-    }  # fmt: skip
+        "conn_id": "c",
+        "resource": "order",
+        "ident": "1001",
+        "target_states": ["delivered"],
+        "failure_states": ["error", "canceled"],
+        "poke_interval": 15.0,
+        "not_found_deadline": None,
+    }
     assert json.loads(json.dumps(kwargs)) == kwargs
 
 
@@ -200,9 +216,13 @@ def test_deferrable_default_follows_airflow_config(monkeypatch):
 
 def test_trigger_serialize_round_trip():
     trigger = FulfillmentStateTrigger(
-        conn_id="dropstream_default", resource="shipment", ident="1Z9", target_states=("delivered",),
-        failure_states=["error"], poke_interval=0.5,
-    )  # fmt: skip
+        conn_id="dropstream_default",
+        resource="shipment",
+        ident="1Z9",
+        target_states=("delivered",),
+        failure_states=["error"],
+        poke_interval=0.5,
+    )
     classpath, kwargs = trigger.serialize()
     module, _, name = classpath.rpartition(".")
     import importlib
@@ -274,9 +294,15 @@ def test_trigger_run_fails_on_a_failure_state(mock_dropstream):
 def test_trigger_run_reports_errors_as_an_event_without_secrets(mock_dropstream, monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_DROPSTREAM_DEFAULT",
-        json.dumps({"conn_type": "dropstream", "host": "http://127.0.0.1:9/dropstream", "login": "api-user",
-                    "password": "S3cret-Passw0rd"}),
-    )  # fmt: skip
+        json.dumps(
+            {
+                "conn_type": "dropstream",
+                "host": "http://127.0.0.1:9/dropstream",
+                "login": "api-user",
+                "password": "S3cret-Passw0rd",
+            }
+        ),
+    )
 
     def refuse(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, json={"error": "invalid credentials"})

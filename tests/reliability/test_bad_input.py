@@ -81,79 +81,112 @@ class Bad:
 D = "dropstream orders"
 ROWS: dict[str, Any] = {
     "unknown-filter": Bad(
-        "dropstream", {"filters": {"colour": "red"}}, AirflowFailException,
+        "dropstream",
+        {"filters": {"colour": "red"}},
+        AirflowFailException,
         f"extract: {D}: unknown filter(s) 'colour'; accepted: created_at_max, created_at_min, "
         "external_display_id, external_id, limit, ordered_at_max, ordered_at_min, paging, sort, state, store_id",
     ),
     "another-vendors-filter": Bad(
-        "dcl", {"filters": {"state": "shipped"}}, AirflowFailException,
+        "dcl",
+        {"filters": {"state": "shipped"}},
+        AirflowFailException,
         "extract: dcl orders: unknown filter(s) 'state'; accepted: extended_date, fields, filter, "
         "modified_from, modified_to, order_numbers, page_size, received_from, received_to, shipped_from, "
         "shipped_to, status",
     ),
     "filters-not-a-dict": Bad(
-        "dropstream", {"filters": ["state", "shipped"]}, AirflowFailException,
+        "dropstream",
+        {"filters": ["state", "shipped"]},
+        AirflowFailException,
         "extract: filters must be a dict, got list",
     ),
     "wrong-type-boolean-id": Bad(
-        "dropstream", {"filters": {"store_id": True}}, AirflowFailException,
+        "dropstream",
+        {"filters": {"store_id": True}},
+        AirflowFailException,
         "extract: filter 'store_id' must be an id (integer) or a name (string), got a boolean",
     ),
     "wrong-type-flag": Bad(
-        "dcl", {"filters": {"extended_date": "yes"}}, AirflowFailException,
+        "dcl",
+        {"filters": {"extended_date": "yes"}},
+        AirflowFailException,
         "extract: 'extended_date' must be true or false, got 'yes'",
     ),
     "limit-over-1000": Bad(
-        "dropstream", {"filters": {"limit": 1001}}, AirflowFailException,
+        "dropstream",
+        {"filters": {"limit": 1001}},
+        AirflowFailException,
         "extract: 'limit' must be from 1 to 1000, got 1001",
     ),
     "limit-not-a-number": Bad(
-        "dropstream", {"filters": {"limit": "all"}}, AirflowFailException,
+        "dropstream",
+        {"filters": {"limit": "all"}},
+        AirflowFailException,
         "extract: 'limit' must be an integer from 1 to 1000, got 'all'",
     ),
     "page-size-over-100": Bad(
-        "dcl", {"filters": {"page_size": 101}}, AirflowFailException,
+        "dcl",
+        {"filters": {"page_size": 101}},
+        AirflowFailException,
         "extract: 'page_size' must be from 1 to 100, got 101",
     ),
     "unknown-state": Bad(
-        "dropstream", {"filters": {"state": "lost"}}, AirflowFailException,
+        "dropstream",
+        {"filters": {"state": "lost"}},
+        AirflowFailException,
         f"extract: 'state': unknown DropStream order state 'lost'; known: {_known('dropstream', 'orders')}",
     ),
     "unknown-stream-status": Bad(
-        "stream", {"filters": {"status": "Delivered"}}, AirflowFailException,
+        "stream",
+        {"filters": {"status": "Delivered"}},
+        AirflowFailException,
         f"extract: 'status': unknown Stream order status 'Delivered'; known: {_known('stream', 'orders')}",
     ),
     "unknown-dcl-filter-tag": Bad(
-        "dcl", {"filters": {"filter": "colour eq 1"}}, AirflowFailException,
+        "dcl",
+        {"filters": {"filter": "colour eq 1"}},
+        AirflowFailException,
         "extract: 'filter': unknown tag 'colour'; known: order_stage, order_status, account_number, po_number, "
         "customer_number, shipping_carrier, shipping_service, order_type, system_id, custom_field1, "
         "custom_field2, custom_field3, custom_field4, custom_field5",
     ),
     "unknown-paging-mode": Bad(
-        "dropstream", {"filters": {"paging": "fast"}}, AirflowFailException,
+        "dropstream",
+        {"filters": {"paging": "fast"}},
+        AirflowFailException,
         "extract: 'paging': unknown paging mode 'fast'; known: auto, page, session",
     ),
     "unparsable-date": Bad(
-        "dropstream", {"filters": {"ordered_at_min": "last tuesday"}}, AirflowFailException,
+        "dropstream",
+        {"filters": {"ordered_at_min": "last tuesday"}},
+        AirflowFailException,
         "extract: filter 'ordered_at_min': cannot parse 'last tuesday' as a date; give an ISO 8601 date-time "
         "with an offset (e.g. '2025-10-01T00:00:00+00:00') or an aware datetime",
     ),
     "naive-date": Bad(
-        "dropstream", {"filters": {"ordered_at_min": "2025-11-01T00:00:00"}}, AirflowFailException,
+        "dropstream",
+        {"filters": {"ordered_at_min": "2025-11-01T00:00:00"}},
+        AirflowFailException,
         "extract: filter 'ordered_at_min': '2025-11-01T00:00:00' has no time zone; give an offset or an "
         "aware datetime",
     ),
     "naive-window": Bad(
-        "dcl", {"window": ("2025-12-01T00:00:00", "2025-12-02T00:00:00")}, AirflowFailException,
+        "dcl",
+        {"window": ("2025-12-01T00:00:00", "2025-12-02T00:00:00")},
+        AirflowFailException,
         "extract: window start: '2025-12-01T00:00:00' has no time zone; give an offset or an aware datetime",
     ),
     "unparsable-window": Bad(
-        "stream", {"window": {"start": "yesterday", "end": END}}, AirflowFailException,
+        "stream",
+        {"window": {"start": "yesterday", "end": END}},
+        AirflowFailException,
         "extract: window start: cannot parse 'yesterday' as a date; give an ISO 8601 date-time with an offset "
         "(e.g. '2025-10-01T00:00:00+00:00') or an aware datetime",
     ),
     "window-in-the-future": Bad(
-        "dropstream", {"window": ("2025-12-01T00:00:00+00:00", "2999-01-01T00:00:00+00:00")},
+        "dropstream",
+        {"window": ("2025-12-01T00:00:00+00:00", "2999-01-01T00:00:00+00:00")},
         AirflowFailException,
         re.compile(
             r"extract: window ends in the future \(2999-01-01T00:00:00\+00:00 > now \d{4}-\d\d-\d\dT[\d:.]+\+00:00\): "
@@ -161,40 +194,61 @@ ROWS: dict[str, Any] = {
         ),
     ),
     "window-end-before-start": Bad(
-        "dropstream", {"window": (END, START)}, AirflowFailException,
+        "dropstream",
+        {"window": (END, START)},
+        AirflowFailException,
         f"extract: window end {START} must be after its start {END}",
     ),
     "unknown-window-field": Bad(
-        "dropstream", {"window_field": "shipped_on"}, AirflowFailException,
+        "dropstream",
+        {"window_field": "shipped_on"},
+        AirflowFailException,
         f"extract: {D}: window_field must be one of created_at, ordered_at, got 'shipped_on'",
     ),
     "window-and-bound-filter": Bad(
-        "dropstream", {"filters": {"created_at_min": START}}, AirflowFailException,
+        "dropstream",
+        {"filters": {"created_at_min": START}},
+        AirflowFailException,
         "extract: give either window= or created_at_min, not both",
     ),
     "vendor-mismatch": Bad(
-        "dropstream", {"vendor": "dcl"}, AirflowFailException,
+        "dropstream",
+        {"vendor": "dcl"},
+        AirflowFailException,
         f"extract: vendor='dcl' was given, but connection '{CONN_ID}' is a dropstream connection",
     ),
     "missing-connection": Bad(
-        "dropstream", {}, AirflowNotFoundException, f"The conn_id `{CONN_ID}` isn't defined", conn="missing",
+        "dropstream",
+        {},
+        AirflowNotFoundException,
+        f"The conn_id `{CONN_ID}` isn't defined",
+        conn="missing",
     ),
     "wrong-type-connection": Bad(
-        "dropstream", {}, ValueError,
+        "dropstream",
+        {},
+        ValueError,
         "connection type 'http' is not a fulfillment connection; expected one of dropstream, dcl, stream",
         conn="http",
     ),
     "connection-without-password": Bad(
-        "dropstream", {}, ValueError,
+        "dropstream",
+        {},
+        ValueError,
         f"connection '{CONN_ID}': DropStream needs login and password (API user), or a ready JWT in extra 'token'",
         conn="no-password",
     ),
     "connection-extra-not-a-number": Bad(
-        "stream", {}, ValueError, f"connection '{CONN_ID}': extra 'max_attempts' must be a number, got 'lots'",
+        "stream",
+        {},
+        ValueError,
+        f"connection '{CONN_ID}': extra 'max_attempts' must be a number, got 'lots'",
         conn="bad-extra",
     ),
     "unreachable-host": Bad(
-        "dcl", {}, FulfillmentAPIError,
+        "dcl",
+        {},
+        FulfillmentAPIError,
         re.compile(
             rf"DCL connection '{CONN_ID}': GET /orders\?modified_from=2025-11-30T23%3A59%3A59%2B00%3A00&"
             r"modified_to=2025-12-02T00%3A00%3A01%2B00%3A00&page_size=100&page=1 failed after 2 attempts: "
@@ -204,75 +258,119 @@ ROWS: dict[str, Any] = {
         conn="closed",
     ),
     "html-instead-of-json": Bad(
-        "dropstream", {}, FulfillmentAPIError,
+        "dropstream",
+        {},
+        FulfillmentAPIError,
         f"DropStream connection '{CONN_ID}': GET /orders?created_at_min=2025-11-30T23%3A59%3A59%2B00%3A00&"
         "created_at_max=2025-12-02T00%3A00%3A01%2B00%3A00&limit=1 failed after 2 attempts: HTTP 200: "
         "response body is not JSON: expected value at line 1 column 1 (the response body was not what the "
         "API documents)",
-        conn="fake", routes={"/auth/token": TOKEN, "/orders": HTML}, requests=None, fake_requests=3,
+        conn="fake",
+        routes={"/auth/token": TOKEN, "/orders": HTML},
+        requests=None,
+        fake_requests=3,
     ),
     "html-instead-of-json-normalized": Bad(
-        "dcl", {"normalized": True}, FulfillmentAPIError,
+        "dcl",
+        {"normalized": True},
+        FulfillmentAPIError,
         f"DCL connection '{CONN_ID}': GET /orders?modified_from=2025-11-30T23%3A59%3A59%2B00%3A00&"
         "modified_to=2025-12-02T00%3A00%3A01%2B00%3A00&page_size=100&page=1 failed after 2 attempts: "
         "HTTP 200: invalid response body: body: Invalid JSON: expected value at line 1 column 1 (the response "
         "body was not what the API documents)",
-        conn="fake", routes={"/orders": HTML}, requests=None, fake_requests=2,
+        conn="fake",
+        routes={"/orders": HTML},
+        requests=None,
+        fake_requests=2,
     ),
     "html-from-the-sign-in": pytest.param(
         Bad(
-            "dropstream", {}, FulfillmentError,  # FulfillmentAPIError or FulfillmentAuthError: the fix's choice
-            re.compile(rf"DropStream connection '{CONN_ID}': POST /\S*auth/token failed.*: HTTP 200: .*not JSON.*"),
-            conn="fake", routes={"/auth/token": HTML}, requests=None,
+            "dropstream",
+            {},
+            FulfillmentError,  # FulfillmentAPIError or FulfillmentAuthError: the fix's choice
+            re.compile(
+                rf"DropStream connection '{CONN_ID}': POST /\S*auth/token failed.*: HTTP 200: .*not JSON.*"
+            ),
+            conn="fake",
+            routes={"/auth/token": HTML},
+            requests=None,
         ),
     ),
     "json-of-the-wrong-shape": pytest.param(
         Bad(
-            "dropstream", {}, FulfillmentAPIError,
+            "dropstream",
+            {},
+            FulfillmentAPIError,
             re.compile(r".* failed: HTTP 200: invalid response body: expected a JSON object, got list.*"),
-            conn="fake", routes={"/auth/token": TOKEN, "/orders": [ORDER]}, requests=None, fake_requests=2,
+            conn="fake",
+            routes={"/auth/token": TOKEN, "/orders": [ORDER]},
+            requests=None,
+            fake_requests=2,
         ),
     ),
     "schema-drift-unknown-fields-kept": Bad(
-        "dropstream", {}, None, None, conn="fake",
+        "dropstream",
+        {},
+        None,
+        None,
+        conn="fake",
         routes={"/auth/token": TOKEN, "/orders": _page([{**ORDER, "gift_wrap": {"paper": "gold"}}])},
         requests=None,
     ),
     "schema-drift-missing-id-normalized": Bad(
-        "stream", {"normalized": True}, FulfillmentAPIError,
+        "stream",
+        {"normalized": True},
+        FulfillmentAPIError,
         f"Stream connection '{CONN_ID}': GET /orders?page=1 failed: HTTP 200: invalid response body: orders.0.id: "
         "Field required (the response body was not what the API documents)",
         conn="fake",
-        routes={"/auth/sign_in": {"token": "t0ken"},
-                "/orders": {"orders": [{"created_at": "2025/12/01 10:00:00 UTC"}], "meta": {"page_count": 1}}},
-        requests=None, fake_requests=2,
-    ),  # fmt: skip
+        routes={
+            "/auth/sign_in": {"token": "t0ken"},
+            "/orders": {"orders": [{"created_at": "2025/12/01 10:00:00 UTC"}], "meta": {"page_count": 1}},
+        },
+        requests=None,
+        fake_requests=2,
+    ),
     "schema-drift-missing-id-raw": pytest.param(
         Bad(
-            "dropstream", {}, FulfillmentError, re.compile(r".*\bid\b.*(required|missing).*"),
-            conn="fake", routes={"/auth/token": TOKEN, "/orders": _page([{k: v for k, v in ORDER.items() if k != "id"}])},
+            "dropstream",
+            {},
+            FulfillmentError,
+            re.compile(r".*\bid\b.*(required|missing).*"),
+            conn="fake",
+            routes={"/auth/token": TOKEN, "/orders": _page([{k: v for k, v in ORDER.items() if k != "id"}])},
             requests=None,
         ),
     ),
     "schema-drift-missing-id-raw-stream": pytest.param(
         Bad(
-            "stream", {}, FulfillmentError, re.compile(r".*\bid\b.*(required|missing).*"),
+            "stream",
+            {},
+            FulfillmentError,
+            re.compile(r".*\bid\b.*(required|missing).*"),
             conn="fake",
-            routes={"/auth/sign_in": {"token": "t0ken"},
-                    "/orders": {"orders": [{"created_at": "2025/12/01 10:00:00 UTC"}], "meta": {"page_count": 1}}},
+            routes={
+                "/auth/sign_in": {"token": "t0ken"},
+                "/orders": {"orders": [{"created_at": "2025/12/01 10:00:00 UTC"}], "meta": {"page_count": 1}},
+            },
             requests=None,
-        ),  # fmt: skip
+        ),
     ),
     "schema-drift-renamed-window-field": pytest.param(
         Bad(
-            "dropstream", {}, FulfillmentError, re.compile(r".*created_at.*"),
+            "dropstream",
+            {},
+            FulfillmentError,
+            re.compile(r".*created_at.*"),
             conn="fake",
-            routes={"/auth/token": TOKEN,
-                    "/orders": _page([{"id": 501, "createdAt": "2025-12-01T10:00:00Z"}, ORDER])},
+            routes={
+                "/auth/token": TOKEN,
+                "/orders": _page([{"id": 501, "createdAt": "2025-12-01T10:00:00Z"}, ORDER]),
+            },
             requests=None,
-        ),  # fmt: skip
+        ),
     ),
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")

@@ -89,8 +89,13 @@ def test_sigkill_mid_write_leaves_no_file_and_the_rerun_writes_the_same_bytes(
     # Slow pages: the child is mid-file (bytes on disk, more pages to come) when it is killed.
     sb.set_faults(latency=0.4, latency_prefix="/dropstream/orders")
     root = tmp_path / "crashed"
-    spec = {"conn_id": CONN_ID, "destination": str(root), "filters": FILTERS,
-            "start": start.isoformat(), "end": end.isoformat()}  # fmt: skip
+    spec = {
+        "conn_id": CONN_ID,
+        "destination": str(root),
+        "filters": FILTERS,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+    }
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, json.dumps(spec)],
         env=python_env(),

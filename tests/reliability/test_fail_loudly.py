@@ -91,8 +91,10 @@ CASES: dict[str, Case] = {
         {"max_attempts": 4, "max_concurrency": 1},
         {"paging": "page", "limit": 1000},
         FulfillmentAPIError,
-        lambda c, url: f"DropStream connection '{CONN_ID}': GET {_last(c, '/dropstream/orders', status=429)} failed after "
-        f"4 attempts: HTTP 429: Too many requests: rate limit exceeded ({RATE_HINT})",
+        lambda c, url: (
+            f"DropStream connection '{CONN_ID}': GET {_last(c, '/dropstream/orders', status=429)} failed after "
+            f"4 attempts: HTTP 429: Too many requests: rate limit exceeded ({RATE_HINT})"
+        ),
     ),
     "dropstream-dropped-past-budget": Case(
         "dropstream",
@@ -100,48 +102,82 @@ CASES: dict[str, Case] = {
         {"max_attempts": 3},
         {"paging": "session"},
         FulfillmentAPIError,
-        lambda c, url: f"DropStream connection '{CONN_ID}': GET {_last(c, '/dropstream/orders', fault='drop')} failed after "
-        f"3 attempts: no response: RemoteProtocolError: Server disconnected without sending a response. "
-        f"(is {url}/dropstream reachable?)",
+        lambda c, url: (
+            f"DropStream connection '{CONN_ID}': GET {_last(c, '/dropstream/orders', fault='drop')} failed after "
+            f"3 attempts: no response: RemoteProtocolError: Server disconnected without sending a response. "
+            f"(is {url}/dropstream reachable?)"
+        ),
     ),
     "dropstream-refused-sign-in": Case(
-        "dropstream", {}, {}, {}, FulfillmentAuthError,
-        lambda c, url: f"DropStream connection '{CONN_ID}': POST /dropstream/auth/token failed: HTTP 401: invalid_client: "
-        "bad API user or password (the sign-in was refused: check the connection's login and password)",
+        "dropstream",
+        {},
+        {},
+        {},
+        FulfillmentAuthError,
+        lambda c, url: (
+            f"DropStream connection '{CONN_ID}': POST /dropstream/auth/token failed: HTTP 401: invalid_client: "
+            "bad API user or password (the sign-in was refused: check the connection's login and password)"
+        ),
         password="not-the-password",
     ),
     # A DCL error inside an HTTP 200 is an error at once (never an empty page, never retried).
     "dcl-error-code-in-200": Case(
-        "dcl", {"dcl_error_every": 2}, {"max_attempts": 4, "max_concurrency": 1}, {"page_size": 20},
+        "dcl",
+        {"dcl_error_every": 2},
+        {"max_attempts": 4, "max_concurrency": 1},
+        {"page_size": 20},
         FulfillmentVendorError,
-        lambda c, url: f"DCL connection '{CONN_ID}': GET {_last(c, '/dcl/api/v1/orders')} failed: HTTP 200: "
-        "error_code 503: The service is temporarily unavailable. Please try again later.",
+        lambda c, url: (
+            f"DCL connection '{CONN_ID}': GET {_last(c, '/dcl/api/v1/orders')} failed: HTTP 200: "
+            "error_code 503: The service is temporarily unavailable. Please try again later."
+        ),
     ),
     "dcl-5xx-past-budget": Case(
-        "dcl", {"error_every": 1, "error_status": 502, "prefix": "/dcl"}, {"max_attempts": 3}, {},
+        "dcl",
+        {"error_every": 1, "error_status": 502, "prefix": "/dcl"},
+        {"max_attempts": 3},
+        {},
         FulfillmentAPIError,
-        lambda c, url: f"DCL connection '{CONN_ID}': GET {_last(c, '/dcl/api/v1/orders', status=502)} failed after "
-        "3 attempts: HTTP 502: Injected server error",
+        lambda c, url: (
+            f"DCL connection '{CONN_ID}': GET {_last(c, '/dcl/api/v1/orders', status=502)} failed after "
+            "3 attempts: HTTP 502: Injected server error"
+        ),
     ),
     "dcl-wrong-password": Case(
-        "dcl", {}, {}, {}, FulfillmentAuthError,
-        lambda c, url: f"DCL connection '{CONN_ID}': GET {_last(c, '/dcl/api/v1/orders', status=401)} failed: "
-        "HTTP 401: Authorization has been denied for this request. (check the connection's credentials)",
+        "dcl",
+        {},
+        {},
+        {},
+        FulfillmentAuthError,
+        lambda c, url: (
+            f"DCL connection '{CONN_ID}': GET {_last(c, '/dcl/api/v1/orders', status=401)} failed: "
+            "HTTP 401: Authorization has been denied for this request. (check the connection's credentials)"
+        ),
         password="not-the-password",
     ),
     "stream-5xx-past-budget": Case(
-        "stream", {"error_every": 1, "prefix": "/stream/client_api/v2/orders"}, {"max_attempts": 3}, {},
+        "stream",
+        {"error_every": 1, "prefix": "/stream/client_api/v2/orders"},
+        {"max_attempts": 3},
+        {},
         FulfillmentAPIError,
-        lambda c, url: f"Stream connection '{CONN_ID}': GET {_last(c, '/stream/client_api/v2/orders', status=503)} "
-        "failed after 3 attempts: HTTP 503: Injected server error",
+        lambda c, url: (
+            f"Stream connection '{CONN_ID}': GET {_last(c, '/stream/client_api/v2/orders', status=503)} "
+            "failed after 3 attempts: HTTP 503: Injected server error"
+        ),
     ),
     "stream-429-past-budget": Case(
-        "stream", {"rate_limit_every": 1, "retry_after": 0, "prefix": "/stream/client_api/v2/orders"},
-        {"max_attempts": 2}, {}, FulfillmentAPIError,
-        lambda c, url: f"Stream connection '{CONN_ID}': GET {_last(c, '/stream/client_api/v2/orders', status=429)} "
-        f"failed after 2 attempts: HTTP 429: Too many requests: rate limit exceeded ({RATE_HINT})",
+        "stream",
+        {"rate_limit_every": 1, "retry_after": 0, "prefix": "/stream/client_api/v2/orders"},
+        {"max_attempts": 2},
+        {},
+        FulfillmentAPIError,
+        lambda c, url: (
+            f"Stream connection '{CONN_ID}': GET {_last(c, '/stream/client_api/v2/orders', status=429)} "
+            f"failed after 2 attempts: HTTP 429: Too many requests: rate limit exceeded ({RATE_HINT})"
+        ),
     ),
-}  # fmt: skip
+}
 
 
 def interval(sb: SandboxServer) -> tuple[datetime, datetime]:
@@ -152,9 +188,13 @@ def _dag(name: str, sb: SandboxServer, destination: Path, filters: dict[str, Any
     start, end = interval(sb)
     with DAG(name, schedule=None, start_date=start, catchup=False) as dag:
         FulfillmentExtractOperator(
-            task_id="extract", conn_id=CONN_ID, destination=str(destination), filters=filters,
-            window=(start.isoformat(), end.isoformat()), on_failure_callback=failures,
-        )  # fmt: skip
+            task_id="extract",
+            conn_id=CONN_ID,
+            destination=str(destination),
+            filters=filters,
+            window=(start.isoformat(), end.isoformat()),
+            on_failure_callback=failures,
+        )
     return dag
 
 

@@ -97,7 +97,9 @@ ALL_AT_ONCE = {
 FAULTS: dict[str, Fault] = {
     "none": Fault({}),
     "5xx-10pct": Fault({"error_rate": 0.1, "seed": RATE_SEED}, _faults_seen("error")),
-    "429-bursts": Fault({"rate_limit_every": 6, "rate_limit_burst": 3, "retry_after": 0}, _statuses_seen(429)),
+    "429-bursts": Fault(
+        {"rate_limit_every": 6, "rate_limit_burst": 3, "retry_after": 0}, _statuses_seen(429)
+    ),
     "dropped-connections": Fault({"drop_every": 7}, _faults_seen("drop")),
     "truncated-length": Fault({"truncate_every": 6}, _faults_seen("truncate")),
     "truncated-json": Fault({"truncate_every": 6, "truncate_mode": "json"}, _faults_seen("truncate")),
@@ -107,21 +109,26 @@ FAULTS: dict[str, Fault] = {
     "token-expiry": Fault({"token_max_uses": 6}, _statuses_seen(401), vendors=("dropstream", "stream")),
     "dcl-rate-limit": Fault(
         # DCL's own limit answers 429 with the seconds left in its window: the hook waits that long.
-        {"dcl_rate_limit": 4, "dcl_rate_window": 0.2}, _statuses_seen(429, "/dcl"), vendors=("dcl",),
+        {"dcl_rate_limit": 4, "dcl_rate_window": 0.2},
+        _statuses_seen(429, "/dcl"),
+        vendors=("dcl",),
         extra={"max_wait": 0.25},
     ),
     "dcl-all-at-once": Fault(
         {**ALL_AT_ONCE, "dcl_rate_limit": 6, "dcl_rate_window": 0.2},
         lambda c: all(c.faults()[k] for k in ("error", "rate_limit", "drop", "truncate")),
-        vendors=("dcl",), extra={"max_wait": 0.25},
+        vendors=("dcl",),
+        extra={"max_wait": 0.25},
     ),
     "all-at-once": Fault(
         {**ALL_AT_ONCE, "token_max_uses": 7, "session_max_pages": 4},
-        lambda c: all(c.faults()[k] for k in ("error", "rate_limit", "drop", "truncate"))
-        and c.count(status=401) > 0,
+        lambda c: (
+            all(c.faults()[k] for k in ("error", "rate_limit", "drop", "truncate"))
+            and c.count(status=401) > 0
+        ),
         vendors=("dropstream", "stream"),
     ),
-}  # fmt: skip
+}
 
 
 def cases() -> Iterator[Any]:
@@ -192,9 +199,13 @@ def test_extract_is_exact_under_faults(
     mode, fault = MODES[mode_name], FAULTS[fault_name]
     expected_sha = reference(mode.vendor, {k: v for k, v in mode.filters.items() if k != "paging"})
     conn_id = connect(
-        monkeypatch, sb, mode.vendor, f"{mode.vendor}_{mode.concurrency}",
-        max_concurrency=mode.concurrency, **fault.extra,
-    )  # fmt: skip
+        monkeypatch,
+        sb,
+        mode.vendor,
+        f"{mode.vendor}_{mode.concurrency}",
+        max_concurrency=mode.concurrency,
+        **fault.extra,
+    )
     if mode.cap is not None:
         monkeypatch.setattr(DropStreamHook, "result_cap", mode.cap)
     sb.set_faults(prefix=f"/{mode.vendor}", **fault.knobs)
@@ -240,9 +251,17 @@ def test_soak_dropstream_all_faults_at_once(
         local_path(clean["uri"]).unlink()  # ~180 MB: its sha256 is all we need
         server.reset_counters()
         server.set_faults(
-            prefix="/dropstream", error_rate=0.1, seed=RATE_SEED, rate_limit_every=9, rate_limit_burst=3,
-            retry_after=0, drop_every=11, truncate_every=13, token_max_uses=25, session_max_pages=7,
-        )  # fmt: skip
+            prefix="/dropstream",
+            error_rate=0.1,
+            seed=RATE_SEED,
+            rate_limit_every=9,
+            rate_limit_burst=3,
+            retry_after=0,
+            drop_every=11,
+            truncate_every=13,
+            token_max_uses=25,
+            session_max_pages=7,
+        )
         faulty = run_extract(conn_id, window, tmp_path / "faulty", filters=filters)
         counters = server.counters()
         server.reset_faults()
@@ -259,9 +278,13 @@ def test_soak_dropstream_all_faults_at_once(
 
 @pytest.mark.parametrize(("paging", "concurrency"), [("page", 1), ("auto", 4)])
 def test_a_scheduled_run_over_the_cap_is_split(
-    sb: SandboxServer, run_dag: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    paging: str, concurrency: int,
-) -> None:  # fmt: skip
+    sb: SandboxServer,
+    run_dag: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    paging: str,
+    concurrency: int,
+) -> None:
     """Through `dag.test()`, so the interval comes from Airflow itself (pendulum), over a (lowered) cap."""
     from airflow.sdk import DAG
 
@@ -271,12 +294,16 @@ def test_a_scheduled_run_over_the_cap_is_split(
     conn_id = connect(monkeypatch, sb, "dropstream", f"scheduled_{concurrency}", max_concurrency=concurrency)
     end = sb.world.end - timedelta(days=1)
     errors: list[BaseException | None] = []
-    with DAG(f"scheduled_split_{concurrency}", schedule="@daily", start_date=end - timedelta(days=3),
-             catchup=False) as dag:  # fmt: skip
+    with DAG(
+        f"scheduled_split_{concurrency}", schedule="@daily", start_date=end - timedelta(days=3), catchup=False
+    ) as dag:
         FulfillmentExtractOperator(
-            task_id="extract", conn_id=conn_id, destination=str(tmp_path), filters={"limit": 20, "paging": paging},
+            task_id="extract",
+            conn_id=conn_id,
+            destination=str(tmp_path),
+            filters={"limit": 20, "paging": paging},
             on_failure_callback=lambda context: errors.append(context.get("exception")),
-        )  # fmt: skip
+        )
     run = run_dag(dag, end)
     assert run.state == "success", errors
     (final,) = [p for p in tmp_path.rglob("*.jsonl")]
@@ -285,15 +312,18 @@ def test_a_scheduled_run_over_the_cap_is_split(
     assert_exactly(read_keys(f"file://{final}", "id"), expected)
 
 
-@pytest.mark.parametrize(("vendor", "sign_in"), [("dropstream", "/dropstream/auth/token"),
-                                                 ("stream", "/stream/client_api/v2/auth/sign_in")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("vendor", "sign_in"),
+    [("dropstream", "/dropstream/auth/token"), ("stream", "/stream/client_api/v2/auth/sign_in")],
+)
 def test_token_answer_cut_in_transit_is_retried(
     sb: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vendor: str, sign_in: str
 ) -> None:
     """Tokens expire every few requests; every second sign-in answer is cut JSON in a 200."""
     conn_id = connect(monkeypatch, sb, vendor, f"cut_{vendor}", max_concurrency=1)
-    sb.set_faults(prefix=f"/{vendor}", token_max_uses=5, truncate_every=2, truncate_mode="json",
-                  truncate_prefix=sign_in)  # fmt: skip
+    sb.set_faults(
+        prefix=f"/{vendor}", token_max_uses=5, truncate_every=2, truncate_mode="json", truncate_prefix=sign_in
+    )
     manifest = run_extract(
         conn_id, interval(sb), tmp_path, filters={"limit": 50} if vendor == "dropstream" else {}
     )
@@ -305,9 +335,13 @@ def test_token_answer_cut_in_transit_is_retried(
 
 @pytest.mark.parametrize(("retry_after", "max_wait", "waited"), [(0.3, 5.0, 0.3), (2.0, 0.1, 0.1)])
 def test_retry_after_is_honoured_up_to_max_wait(
-    sb: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    retry_after: float, max_wait: float, waited: float,
-) -> None:  # fmt: skip
+    sb: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    retry_after: float,
+    max_wait: float,
+    waited: float,
+) -> None:
     """Each 429 waits what its `Retry-After` asks, capped by the connection's `max_wait`; a 5xx waits an
     exponential backoff with jitter under the same cap. The waits are recorded, not slept."""
     import tenacity

@@ -48,10 +48,15 @@ BEARER = ("dropstream", "stream")
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxServer]:
     with run_sandbox(
-        seed=3, orders=800, dcl_orders=200, stream_orders=100, days=20,
-        dropstream_password=PASSWORDS["dropstream"], dcl_password=PASSWORDS["dcl"],
+        seed=3,
+        orders=800,
+        dcl_orders=200,
+        stream_orders=100,
+        days=20,
+        dropstream_password=PASSWORDS["dropstream"],
+        dcl_password=PASSWORDS["dcl"],
         stream_password=PASSWORDS["stream"],
-    ) as server:  # fmt: skip
+    ) as server:
         yield server
 
 
@@ -72,8 +77,12 @@ class Haystack:
         self.add(where + " (traceback)", "".join(traceback.format_exception(error)))
 
     def leaks(self, secrets: set[str]) -> list[str]:
-        return [f"{where}: …{text[max(0, text.find(s) - 80): text.find(s) + 20]}…"
-                for where, text in self.texts for s in secrets if s in text]  # fmt: skip
+        return [
+            f"{where}: …{text[max(0, text.find(s) - 80) : text.find(s) + 20]}…"
+            for where, text in self.texts
+            for s in secrets
+            if s in text
+        ]
 
 
 @pytest.fixture
@@ -110,10 +119,12 @@ def _secrets(sb: SandboxServer, issued: list[str]) -> set[str]:
     basic = {
         base64.b64encode(f"{login}:{password}".encode()).decode()
         for login, password in (
-            (config.dropstream_user, PASSWORDS["dropstream"]), (config.dropstream_user, WRONG["dropstream"]),
-            (config.dcl_login, PASSWORDS["dcl"]), (config.dcl_login, WRONG["dcl"]),
+            (config.dropstream_user, PASSWORDS["dropstream"]),
+            (config.dropstream_user, WRONG["dropstream"]),
+            (config.dcl_login, PASSWORDS["dcl"]),
+            (config.dcl_login, WRONG["dcl"]),
         )
-    }  # fmt: skip
+    }
     return {*PASSWORDS.values(), *WRONG.values(), *basic, *issued}
 
 
@@ -193,32 +204,77 @@ def _dag(sb: SandboxServer, tmp: str, ids: dict[str, Any], failures: dict[str, B
     window = ((world.end - timedelta(days=5)).isoformat(), world.end.isoformat())
     fail = {"on_failure_callback": record}
     with DAG("secrets_everywhere", schedule=None, start_date=world.start, catchup=False) as dag:
-        orders = FulfillmentExtractOperator(task_id="orders", conn_id="dropstream_good", window=window,
-                                            destination=tmp, filters={"limit": "{{ 100 }}"})  # fmt: skip
-        shipments = FulfillmentExtractOperator(task_id="shipments", conn_id="dropstream_good", window=window,
-                                               resource="shipments", destination=tmp)  # fmt: skip
-        FulfillmentReconcileOperator(task_id="reconcile", orders=orders.output, shipments=shipments.output,
-                                     destination=tmp, as_of=world.end.isoformat())  # fmt: skip
+        orders = FulfillmentExtractOperator(
+            task_id="orders",
+            conn_id="dropstream_good",
+            window=window,
+            destination=tmp,
+            filters={"limit": "{{ 100 }}"},
+        )
+        shipments = FulfillmentExtractOperator(
+            task_id="shipments",
+            conn_id="dropstream_good",
+            window=window,
+            resource="shipments",
+            destination=tmp,
+        )
+        FulfillmentReconcileOperator(
+            task_id="reconcile",
+            orders=orders.output,
+            shipments=shipments.output,
+            destination=tmp,
+            as_of=world.end.isoformat(),
+        )
         FulfillmentExtractOperator(task_id="dcl", conn_id="dcl_good", window=window, destination=tmp)
         FulfillmentExtractOperator(task_id="stream", conn_id="stream_good", window=window, destination=tmp)
-        FulfillmentExtractOperator(task_id="extract_refused", conn_id="dropstream_badpw", window=window,
-                                   destination=tmp, **fail)  # fmt: skip
+        FulfillmentExtractOperator(
+            task_id="extract_refused", conn_id="dropstream_badpw", window=window, destination=tmp, **fail
+        )
         FulfillmentErrorStateOperator(task_id="alert_soft", conn_id="dropstream_good", soft=True)
         FulfillmentErrorStateOperator(task_id="alert_fails", conn_id="stream_good", **fail)
         FulfillmentErrorStateOperator(task_id="alert_refused", conn_id="dcl_badpw", **fail)
-        OrderStateSensor(task_id="poke_ok", conn_id="stream_good", order_id=ids["stream_delivered"],
-                         poke_interval=0.05)  # fmt: skip
-        ShipmentStateSensor(task_id="poke_tracking", conn_id="dropstream_good", tracking_number=ids["tracking"],
-                            poke_interval=0.05)  # fmt: skip
-        OrderStateSensor(task_id="poke_refused", conn_id="stream_badpw", order_id=ids["stream_delivered"],
-                         poke_interval=0.05, **fail)  # fmt: skip
-        OrderStateSensor(task_id="poke_429", conn_id="stream_good", order_id=ids["stream_in_transit"],
-                         target_states=["delivered"], poke_interval=0.05, **fail)  # fmt: skip
+        OrderStateSensor(
+            task_id="poke_ok", conn_id="stream_good", order_id=ids["stream_delivered"], poke_interval=0.05
+        )
+        ShipmentStateSensor(
+            task_id="poke_tracking",
+            conn_id="dropstream_good",
+            tracking_number=ids["tracking"],
+            poke_interval=0.05,
+        )
+        OrderStateSensor(
+            task_id="poke_refused",
+            conn_id="stream_badpw",
+            order_id=ids["stream_delivered"],
+            poke_interval=0.05,
+            **fail,
+        )
+        OrderStateSensor(
+            task_id="poke_429",
+            conn_id="stream_good",
+            order_id=ids["stream_in_transit"],
+            target_states=["delivered"],
+            poke_interval=0.05,
+            **fail,
+        )
         # Deferrable: the first (sync) check finds the order pending, the trigger's poll meets a 5xx.
-        OrderStateSensor(task_id="deferred_5xx", conn_id="dropstream_flaky", order_id=ids["dropstream_pending"],
-                         poke_interval=0.05, deferrable=True, timeout=60, **fail)  # fmt: skip
-        OrderStateSensor(task_id="deferred_failed", conn_id="dropstream_good", order_id=ids["dropstream_errored"],
-                         poke_interval=0.05, deferrable=True, **fail)  # fmt: skip
+        OrderStateSensor(
+            task_id="deferred_5xx",
+            conn_id="dropstream_flaky",
+            order_id=ids["dropstream_pending"],
+            poke_interval=0.05,
+            deferrable=True,
+            timeout=60,
+            **fail,
+        )
+        OrderStateSensor(
+            task_id="deferred_failed",
+            conn_id="dropstream_good",
+            order_id=ids["dropstream_errored"],
+            poke_interval=0.05,
+            deferrable=True,
+            **fail,
+        )
     return dag
 
 
@@ -253,8 +309,13 @@ def _run_triggers(sb: SandboxServer, found: Haystack, ids: dict[str, Any]) -> li
         found.add(f"trigger {conn_id} event", payload)
         sb.reset_faults()
         # The deferred sensor resumes with that event (what the triggerer hands back).
-        sensor = OrderStateSensor(task_id=f"resume_{len(payloads)}", conn_id=conn_id, order_id=ident,
-                                  target_states=["shipped", "delivered", "60"], deferrable=True)  # fmt: skip
+        sensor = OrderStateSensor(
+            task_id=f"resume_{len(payloads)}",
+            conn_id=conn_id,
+            order_id=ident,
+            target_states=["shipped", "delivered", "60"],
+            deferrable=True,
+        )
         try:
             found.add(f"resumed {conn_id}", sensor.execute_complete({}, payload))  # type: ignore[arg-type]
         except Exception as error:  # noqa: BLE001 - error events raise; their text is what we check
@@ -287,14 +348,24 @@ def test_no_secret_anywhere(
     _connections(sb, monkeypatch, {vendor: sb.app.issue_token(vendor, "ready")[0] for vendor in BEARER})
     failures: dict[str, BaseException | None] = {}
     sb.set_faults(
-        error_every=2, error_prefix=f"/dropstream/orders/{ids['dropstream_pending']}",
-        rate_limit_every=1, retry_after=0, rate_limit_prefix=f"/stream/client_api/v2/orders/{ids['stream_in_transit']}",
-    )  # fmt: skip
+        error_every=2,
+        error_prefix=f"/dropstream/orders/{ids['dropstream_pending']}",
+        rate_limit_every=1,
+        retry_after=0,
+        rate_limit_prefix=f"/stream/client_api/v2/orders/{ids['stream_in_transit']}",
+    )
     run = run_dag(_dag(sb, str(tmp_path), ids, failures))
     sb.reset_faults()
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    failed = {"extract_refused", "alert_fails", "alert_refused", "poke_refused", "poke_429", "deferred_5xx",
-              "deferred_failed"}  # fmt: skip
+    failed = {
+        "extract_refused",
+        "alert_fails",
+        "alert_refused",
+        "poke_refused",
+        "poke_429",
+        "deferred_5xx",
+        "deferred_failed",
+    }
     assert {task for task, state in states.items() if state == "failed"} == failed, states
     assert set(failures) == failed
     for task, error in failures.items():

@@ -112,10 +112,20 @@ def test_dst_windows_are_exact_and_written_in_any_zone_give_the_same_file(
         spans.add(end.astimezone(UTC) - start.astimezone(UTC))
         for conn_id, field in TASKS:
             key = RECORD_KEY[VENDOR[conn_id]]
-            pacific = run_extract(conn_id, (start.astimezone(PACIFIC), end.astimezone(PACIFIC)), tmp_path / "pacific",
-                                  window_field=field, task_id=f"p_{name}")  # fmt: skip
-            utc = run_extract(conn_id, (start.astimezone(UTC), end.astimezone(UTC)), tmp_path / "utc",
-                              window_field=field, task_id=f"u_{name}")  # fmt: skip
+            pacific = run_extract(
+                conn_id,
+                (start.astimezone(PACIFIC), end.astimezone(PACIFIC)),
+                tmp_path / "pacific",
+                window_field=field,
+                task_id=f"p_{name}",
+            )
+            utc = run_extract(
+                conn_id,
+                (start.astimezone(UTC), end.astimezone(UTC)),
+                tmp_path / "utc",
+                window_field=field,
+                task_id=f"u_{name}",
+            )
             truth = expected(sb, conn_id, field, (start, end))
             assert_exactly(read_keys(utc["uri"], key), truth)
             assert utc["sha256"] == pacific["sha256"], (name, conn_id, field)
@@ -192,8 +202,12 @@ def test_a_non_utc_airflow_default_timezone_gives_the_utc_files(
         assert start.utcoffset() != timedelta(0)  # the interval came in Pacific time
         local = start.astimezone(PACIFIC)
         assert (local.hour, local.minute) == (0, 0) and end.astimezone(PACIFIC).hour == 0  # a Pacific day
-        utc = run_extract(run["conn_id"], (start.astimezone(UTC), end.astimezone(UTC)), tmp_path / "utc",
-                          window_field=run["field"])  # fmt: skip
+        utc = run_extract(
+            run["conn_id"],
+            (start.astimezone(UTC), end.astimezone(UTC)),
+            tmp_path / "utc",
+            window_field=run["field"],
+        )
         child = run["manifest"]
         assert (child["records"], child["sha256"]) == (utc["records"], utc["sha256"]), run
         assert local_path(child["uri"]).relative_to(tmp_path / "child") == local_path(utc["uri"]).relative_to(

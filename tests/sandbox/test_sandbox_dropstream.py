@@ -162,9 +162,10 @@ def test_shipment_filters_through_the_order(sb, ds, helpers, all_orders, all_shi
     customers = sb.world.dropstream.customers
     cust = customers[3]
     by_customer = [
-        s["id"] for s in all_shipments
+        s["id"]
+        for s in all_shipments
         if s["order_id"] in orders and orders[s["order_id"]]["customer_email"] == cust["email"]
-    ]  # fmt: skip
+    ]
     for value in (str(cust["id"]), cust["name"]):
         records, _ = helpers.session(ds, "shipments", {"customer_id": value, "limit": 1000})
         assert helpers.ids(records) == by_customer

@@ -68,9 +68,27 @@ def test_same_seed_gives_byte_identical_responses():
 
 def test_cli_options_build_the_config():
     args = _parser().parse_args(
-        ["--seed", "7", "--orders", "123", "--days", "30", "--end", "2025-06-01T00:00:00Z", "--session-ttl", "5",
-         "--rate-limit-every", "4", "--retry-after", "0", "--fault", "drop_every=9", "--fault", "prefix=/dcl"]
-    )  # fmt: skip
+        [
+            "--seed",
+            "7",
+            "--orders",
+            "123",
+            "--days",
+            "30",
+            "--end",
+            "2025-06-01T00:00:00Z",
+            "--session-ttl",
+            "5",
+            "--rate-limit-every",
+            "4",
+            "--retry-after",
+            "0",
+            "--fault",
+            "drop_every=9",
+            "--fault",
+            "prefix=/dcl",
+        ]
+    )
     config = build_config(args)
     assert (config.seed, config.orders, config.days, config.session_ttl) == (7, 123, 30, 5)
     assert config.end.isoformat() == "2025-06-01T00:00:00+00:00"
@@ -81,12 +99,25 @@ def test_cli_options_build_the_config():
 def test_cli_serves_and_prints_connections(tmp_path):
     env_file = tmp_path / "sandbox.env"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_fulfillment.sandbox", "--port", "0", "--orders", "300",
-         "--error-every", "1", "--error-prefix", "/stream", "--env-file", str(env_file)],
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_fulfillment.sandbox",
+            "--port",
+            "0",
+            "--orders",
+            "300",
+            "--error-every",
+            "1",
+            "--error-prefix",
+            "/stream",
+            "--env-file",
+            str(env_file),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         header = proc.stdout.readline()
         exports = [proc.stdout.readline() for _ in VENDORS]
@@ -106,9 +137,11 @@ def test_cli_serves_and_prints_connections(tmp_path):
             for vendor in VENDORS.values()
         }
         assert conns["AIRFLOW_CONN_DROPSTREAM_DEFAULT"] == {
-            "conn_type": "dropstream", "host": f"{url}/dropstream",
-            "login": DEFAULT_CREDENTIALS["dropstream_user"], "password": DEFAULT_CREDENTIALS["dropstream_password"],
-        }  # fmt: skip
+            "conn_type": "dropstream",
+            "host": f"{url}/dropstream",
+            "login": DEFAULT_CREDENTIALS["dropstream_user"],
+            "password": DEFAULT_CREDENTIALS["dropstream_password"],
+        }
         assert conns["AIRFLOW_CONN_DCL_DEFAULT"]["host"] == f"{url}/dcl/api/v1"
         assert conns["AIRFLOW_CONN_STREAM_DEFAULT"]["host"] == f"{url}/stream/client_api/v2"
         assert env_file.read_text().splitlines() == [e.rstrip("\n") for e in exports]

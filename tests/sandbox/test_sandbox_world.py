@@ -56,10 +56,16 @@ DOC_ORDER_STATES = set(
     ]
 )
 DOC_SHIPMENT_STATES = {
-    "new", "ready_for_shipment_notification", "scheduled_notify_of_shipment", "scheduled_processing_shipment",
-    "errored_processing", "delayed_notifying_of_shipment", "errored_notifying_of_shipment", "notified_shipped",
+    "new",
+    "ready_for_shipment_notification",
+    "scheduled_notify_of_shipment",
+    "scheduled_processing_shipment",
+    "errored_processing",
+    "delayed_notifying_of_shipment",
+    "errored_notifying_of_shipment",
+    "notified_shipped",
     "archived",
-}  # fmt: skip
+}
 DOC_STREAM_STATUSES = set(
     [
         "order_received",
@@ -171,14 +177,19 @@ def test_truth_sets_match_the_records(shared_sandbox, all_orders, all_shipments)
     truth = shared_sandbox.world.truth
     with_shipment = {s["order_id"] for s in all_shipments}
     late = {
-        o["id"] for o in all_orders
-        if o["fulfillment_state"] in OPEN_STATES and ts(o["requested_ship_date"]) < END and o["id"] not in with_shipment
-    }  # fmt: skip
-    past = {
-        o["id"] for o in all_orders
-        if o["fulfillment_state"] not in CLOSED_STATES and ts(o["requested_ship_date"]) < END
+        o["id"]
+        for o in all_orders
+        if o["fulfillment_state"] in OPEN_STATES
+        and ts(o["requested_ship_date"]) < END
         and o["id"] not in with_shipment
-    }  # fmt: skip
+    }
+    past = {
+        o["id"]
+        for o in all_orders
+        if o["fulfillment_state"] not in CLOSED_STATES
+        and ts(o["requested_ship_date"]) < END
+        and o["id"] not in with_shipment
+    }
     assert late == truth.late and len(late) > 0
     assert past == truth.unshipped_past_deadline
     assert truth.shipped_without_shipment <= past
