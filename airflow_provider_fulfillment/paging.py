@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from airflow_provider_fulfillment.errors import (
@@ -43,6 +43,8 @@ R = TypeVar("R")
 DROPSTREAM_RESULT_CAP = 10_000
 DROPSTREAM_MAX_LIMIT = 1000
 DCL_MAX_PAGE_SIZE = 100
+# Before any DCL order: where an unwindowed read's slices start (the first is open below anyway).
+DCL_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 STREAM_PAGE_SIZE = 20
 # How many DropStream sessions in a row may be reopened without bringing a new record.
 MAX_SESSION_REOPENS = 20
@@ -55,6 +57,8 @@ MAX_PASSES = 8
 # second cut; a full DCL slice is cut into this many slices.
 PART_FILL = 0.75
 SLICE_FANOUT = 4
+# A page whose times follow its order this closely (Spearman) is taken as read oldest (or newest) first.
+ORDERED_TREND = 0.5
 # Sorts under which DropStream's LIMIT/OFFSET pages are stable: the key is unique.
 UNIQUE_SORTS = frozenset({"id"})
 
@@ -842,6 +846,11 @@ class DclSlicePlan(Generic[R]):
     full as asked), a page shorter than asked is checked with that slice's page 2: empty, the slice
     is whole; not empty, the server serves that many and the slice was full. A slice narrower than
     `MIN_SPLIT` that still fills its page is paged through.
+
+    Given `modified_of`, a full slice is cut at the quartiles of the modification times its page
+    showed (not by halving its span: an unwindowed read spans decades, its orders a few days), and
+    a slice's record outside the `modified_*` bounds sent is an error: a server that ignores the
+    filter would answer every slice in full and the cutting would never end.
     """
 
     def __init__(
@@ -854,9 +863,11 @@ class DclSlicePlan(Generic[R]):
         bounds_of: BoundsOf,
         id_of: IdOf,
         admit: Admit,
+        modified_of: Callable[[R], datetime | None] | None = None,
     ) -> None:
         self.path = path
         self.params = {**params, "page_size": page_size}
+        self.modified_of = modified_of
         self.asked = page_size
         self.bounds_of = bounds_of
         self.id_of = id_of
@@ -905,13 +916,14 @@ class DclSlicePlan(Generic[R]):
         self.answered += 1
         check_dcl(page)
         part: Window = owner
+        self._check_filtered(request, page.records)
         count = len(page.records)
         fresh = self._fresh(page.records, part)
         if number == 2:
             first_count = self.first_counts.pop(part)
             if count:  # page 1 was as full as the server serves: cut the slice
                 self.server_size = self.server_size or first_count
-                self._split(part)
+                self._split(part, page.records)
             return fresh
         if count >= self.asked:
             self.server_size = self.asked
@@ -919,13 +931,51 @@ class DclSlicePlan(Generic[R]):
             return fresh
         if self.server_size is not None:
             if count >= self.server_size:
-                self._split(part)
+                self._split(part, page.records)
             return fresh
         self.first_counts[part] = count
         self.checks.append(part)
         return fresh
 
-    def _split(self, part: Window) -> None:
+    def _check_filtered(self, request: PageRequest, records: Sequence[R]) -> None:
+        if self.modified_of is None:
+            return
+        sent = {name: request.params.get(name) for name in ("modified_from", "modified_to")}
+        low, high = (datetime.fromisoformat(value) if value else None for value in sent.values())
+        for record in records:
+            moment = self.modified_of(record)
+            if moment is not None and ((low and moment < low) or (high and moment > high)):
+                asked = " ".join(f"{name}={value}" for name, value in sent.items() if value)
+                raise FulfillmentError(
+                    f"DCL ignored the modified_from/modified_to filter: {self.path} with {asked} "
+                    f"answered a record modified at {moment.isoformat()}; a read cannot be cut into "
+                    "slices that fit a page on such a server, so it stops rather than cut forever"
+                )
+
+    def _cuts(self, part: Window, records: Sequence[R]) -> list[Window]:
+        """`part` cut where the modification times its full page showed say the rest lies.
+
+        A page whose times rise with its order (the sandbox's and DCL's follow the order's age)
+        holds the oldest; the rest lie mostly above it: one cut at its 80th percentile leaves a
+        lower slice that fits a page and an upper one that holds the rest (falling times: the
+        mirror, at the 20th). Otherwise the times are a sample of the slice: cut at their
+        quartiles. Which rule fits changes only the request count: every slice that comes back
+        full is cut again the same way.
+        """
+        if self.modified_of is None:
+            return []
+        moments = [moment for record in records if (moment := self.modified_of(record)) is not None]
+        trend = _rank_correlation(moments)
+        if trend > ORDERED_TREND:
+            cuts = [_quantile(moments, 0.8)]
+        elif trend < -ORDERED_TREND:
+            cuts = [_quantile(moments, 0.2)]
+        else:
+            cuts = [_quantile(moments, i / SLICE_FANOUT) for i in range(1, SLICE_FANOUT)]
+        bounds = [part.start, *sorted({cut for cut in cuts if part.start < cut < part.end}), part.end]
+        return [Window(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+    def _split(self, part: Window, records: Sequence[R] = ()) -> None:
         if part.duration <= MIN_SPLIT:
             self.paged.append(
                 _DclChecked(
@@ -938,6 +988,10 @@ class DclSlicePlan(Generic[R]):
                     seen=self.seen,
                 )
             )
+            return
+        cuts = self._cuts(part, records)
+        if len(cuts) > 1:
+            self.todo.extend(cuts)
             return
         fanout = SLICE_FANOUT if part.duration >= MIN_SPLIT * SLICE_FANOUT else 2
         self.todo.extend(part.split(fanout))
@@ -961,6 +1015,21 @@ class DclSlicePlan(Generic[R]):
         return False
 
 
+def _quantile(moments: Sequence[datetime], fraction: float) -> datetime:
+    ordered = sorted(moments)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def _rank_correlation(moments: Sequence[datetime]) -> float:
+    """Spearman's rank correlation of the times with their place on the page (0 for under 3)."""
+    n = len(moments)
+    if n < 3:
+        return 0.0
+    ranks = {place: rank for rank, place in enumerate(sorted(range(n), key=moments.__getitem__))}
+    spread = sum((place - rank) ** 2 for place, rank in ranks.items())
+    return 1 - 6 * spread / (n * (n * n - 1))
+
+
 def dcl_plan(
     path: str,
     params: Mapping[str, Any],
@@ -971,46 +1040,53 @@ def dcl_plan(
     bounds_of: BoundsOf,
     id_of: IdOf,
     admit: Admit,
-    latest: datetime | None = None,
-) -> Any:
-    """A window is always read as `modified_*` slices that each fit one page (DCL sends no totals,
-    so numbered pages past page 1 over a moving set cannot be checked):
+    modified: Window,
+    modified_of: Callable[[Any], datetime | None] | None = None,
+) -> DclSlicePlan[Any]:
+    """Every read is `modified_*` slices that each fit one page (DCL sends no totals, so numbered
+    pages past page 1 over a moving set cannot be checked):
 
     - a window on `modified_at` (filtered exactly, both ends): its own slices;
-    - a window on another field (`received_*`/`shipped_*` take only a day as their end, so they
-      cannot cut a slice that fits a page; `ordered_date` has no filter): the field's filter as
-      sent, and slices of `modified_at` from the window's start to `latest`, the first open below
-      and the last open above, so together they cover every modification time. Records are
-      deduped by identity; the hook trims them to the window on its own field (`ship_date` is a
+    - otherwise (no window, or one on `received_*`/`shipped_*`, which take only a day as their
+      end, or on `ordered_date`, which has no filter): the request's filters as sent, and slices
+      of `modified`, the first open below and the last open above, so together they cover every
+      modification time (a `modified_*` bound the caller gave stays on the outer slices). Records
+      are deduped by identity; the hook trims them to a window on another field (`ship_date` is a
       nested shipment's, so only the hook can).
-
-    Without a window, numbered pages (with dedupe): there is no bound to slice between.
     """
     if window is not None and sliceable:
-        return DclSlicePlan(
-            path, params, page_size=page_size, window=window, bounds_of=bounds_of, id_of=id_of, admit=admit
-        )
-    if window is not None and latest is not None and latest > window.start:
-        modified = Window(window.start, latest)
-
-        def open_ended(part: Window) -> dict[str, Any]:
-            bounds = bounds_of(part)
-            if part.start <= modified.start:
-                bounds.pop("modified_from", None)
-            if part.end >= modified.end:
-                bounds.pop("modified_to", None)
-            return bounds
-
         return DclSlicePlan(
             path,
             params,
             page_size=page_size,
-            window=modified,
-            bounds_of=open_ended,
+            window=window,
+            bounds_of=bounds_of,
             id_of=id_of,
-            admit=lambda _record, _part: True,  # the hook trims on the window's field (a shipment's)
+            admit=admit,
+            modified_of=modified_of,
         )
-    return _DclChecked(path, {**params, "page_size": page_size}, asked=page_size, id_of=id_of)
+
+    def open_ended(part: Window) -> dict[str, Any]:
+        bounds = bounds_of(part)
+        if part.start <= modified.start:
+            bounds.pop("modified_from", None)
+        if part.end >= modified.end:
+            bounds.pop("modified_to", None)
+        return bounds
+
+    # the hook trims on the window's own field (a shipment's)
+    return dcl_plan(
+        path,
+        params,
+        page_size=page_size,
+        window=modified,
+        sliceable=True,
+        bounds_of=open_ended,
+        id_of=id_of,
+        admit=lambda _record, _part: True,
+        modified=modified,
+        modified_of=modified_of,
+    )
 
 
 # --------------------------------------------------------------------------- Stream

@@ -11,8 +11,10 @@ from airflow_provider_fulfillment.paging import (
     Page,
     PagedRead,
     PageRequest,
+    dcl_plan,
     stream_plan,
 )
+from airflow_provider_fulfillment.windows import Window, dcl_bounds
 
 UTC = UTC
 T0 = datetime(2025, 3, 9, tzinfo=UTC)
@@ -157,3 +159,97 @@ def test_stream_plan_stops_at_page_count_and_repeats_a_pass_that_moved():
     (second,) = plan.issue(8)
     plan.feed(second, _page(range(21, 40), meta={"page_count": 2, "record_count": 39}))
     assert plan.done
+
+
+# --------------------------------------------------------------------------- DCL slices
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _order(n):
+    # order numbers and modification times in different orders, as a server may send them
+    return type("O", (), {"id": n, "modified": T0 + timedelta(minutes=(n * 37) % 250)})()
+
+
+def _unwindowed(page_size=100):
+    return dcl_plan(
+        "/orders",
+        {},
+        page_size=page_size,
+        window=None,
+        sliceable=False,
+        bounds_of=lambda part: dcl_bounds(part, "modified"),
+        id_of=lambda r: r.id,
+        admit=lambda r, part: True,
+        modified=Window(EPOCH, T0 + timedelta(days=2)),
+        modified_of=lambda r: r.modified,
+    )
+
+
+def _serve(plan, orders, *, page_size=100, filtered=True):
+    """Answer the plan one request at a time like DCL (or like a server ignoring `modified_*`)."""
+    sent, got = [], []
+    while not plan.done:
+        (request,) = plan.issue(1)
+        rows = orders
+        low, high = (request.params.get(name) for name in ("modified_from", "modified_to"))
+        if filtered and low:
+            rows = [r for r in rows if r.modified >= datetime.fromisoformat(low)]
+        if filtered and high:
+            rows = [r for r in rows if r.modified <= datetime.fromisoformat(high)]
+        page = request.params["page"]
+        sent.append(request.params)
+        got += plan.feed(request, Page(rows[(page - 1) * page_size : page * page_size], {"error_code": 0}))
+    return sent, got
+
+
+def test_dcl_unwindowed_plan_asks_without_bounds_then_cuts_at_the_times_seen():
+    orders = [_order(n) for n in range(250)]
+    sent, got = _serve(_unwindowed(), orders)
+    assert sorted(_ids(got)) == list(range(250))  # each once
+    assert sent[0] == {"page_size": 100, "page": 1}  # no bounds: a small read is one request
+    # page 1 was full: 4 slices cut at the quartiles of the 100 modification times it showed
+    assert len(sent) == 5 and {p["page"] for p in sent} == {1}
+    assert "modified_from" not in sent[1] and "modified_to" not in sent[-1]  # open below and above
+
+
+def test_dcl_unwindowed_plan_reads_a_short_read_whole():
+    orders = [_order(n) for n in range(40)]
+    sent, got = _serve(_unwindowed(), orders)
+    assert sorted(_ids(got)) == list(range(40))
+    # page 1 was short of the 100 asked: page 2 tells a whole read from a server serving fewer
+    assert sent == [{"page_size": 100, "page": 1}, {"page_size": 100, "page": 2}]
+
+
+def test_dcl_plan_refuses_a_server_that_ignores_the_modified_filter():
+    """Every slice would come back full, cut down to a second and paged: it stops at the first one."""
+    orders = [_order(n) for n in range(250)]
+    with pytest.raises(FulfillmentError) as caught:
+        _serve(_unwindowed(), orders, filtered=False)
+    assert str(caught.value) == (
+        "DCL ignored the modified_from/modified_to filter: /orders with "
+        "modified_to=2025-03-09T01:03:01+00:00 answered a record modified at 2025-03-09T01:14:00+00:00; "
+        "a read cannot be cut into slices that fit a page on such a server, so it stops rather than "
+        "cut forever"
+    )
+
+
+def test_read_ahead_page_answered_429_is_dropped_once_past_the_end():
+    """Pages 2 and 3 go out together after a full page 1; page 3 (read ahead, no end known yet)
+    meets a 429: given up, not waited out; page 2 comes back short, so page 3 is never asked again."""
+    plan = PagedRead("/orders", {}, asked=2, id_of=lambda r: r.id)
+    _answer(plan, _page([1, 2]))
+    needed, ahead = plan.issue(2)
+    assert (needed.params["page"], needed.speculative, ahead.params["page"], ahead.speculative) == (
+        2,
+        False,
+        3,
+        True,
+    )
+    assert plan.fail(ahead, api_error(ahead.params, 429, "slow down")) is True
+    assert _ids(plan.feed(needed, _page([3]))) == [3]
+    assert plan.issue(4) == [] and plan.done
+    # the page needed is never given up on a 429: the transport waits it out
+    other = PagedRead("/orders", {}, asked=2, id_of=lambda r: r.id)
+    (first,) = other.issue(1)
+    assert other.fail(first, api_error(first.params, 429, "slow down")) is False

@@ -25,9 +25,23 @@ from airflow_provider_fulfillment.hooks.base import (
 from airflow_provider_fulfillment.http import ClientSettings
 from airflow_provider_fulfillment.models._types import parse_dcl_datetime
 from airflow_provider_fulfillment.models.dcl import DclOrder, DclOrderPage, DclShipment
-from airflow_provider_fulfillment.paging import DCL_MAX_PAGE_SIZE, Page, PageRequest, check_dcl, dcl_plan
+from airflow_provider_fulfillment.paging import (
+    DCL_EPOCH,
+    DCL_MAX_PAGE_SIZE,
+    Page,
+    PageRequest,
+    check_dcl,
+    dcl_plan,
+)
 from airflow_provider_fulfillment.rawpages import RawRecord
-from airflow_provider_fulfillment.windows import PACIFIC, Window, dcl_bounds, in_range, to_aware_datetime
+from airflow_provider_fulfillment.windows import (
+    MIN_SPLIT,
+    PACIFIC,
+    Window,
+    dcl_bounds,
+    in_range,
+    to_aware_datetime,
+)
 
 FILTER_TAGS = (
     "order_stage",
@@ -245,8 +259,9 @@ class DclHook(FulfillmentHook):
         if "fields" in query.params:
             # Records must still carry what identifies, normalizes and trims them.
             wanted = query.params["fields"].split(",")
-            required = ["order_number", "order_stage", "is_cancelled"]
-            if query.window_field in ORDER_WINDOW_FIELDS:
+            # modified_at: every read is cut into slices at the modification times it saw
+            required = ["order_number", "order_stage", "is_cancelled", "modified_at"]
+            if query.window_field in ORDER_WINDOW_FIELDS and query.window_field not in required:
                 required.append(query.window_field)
             if resource == "shipments":
                 required.append("shipments")
@@ -284,10 +299,8 @@ class DclHook(FulfillmentHook):
             bounds_of=lambda part: dcl_bounds(part, "modified"),
             id_of=lambda order: self.record_key("orders", order),  # (account_number, order_number)
             admit=self.in_window(field_name),
-            # the last modification a slice must cover (the last slice is open above anyway)
-            latest=None
-            if query.window is None
-            else max(datetime.now(UTC), query.window.end) + timedelta(days=1),
+            modified=self.modified_range(query),
+            modified_of=lambda order: self.record_time(order, "modified_at"),
         )
         parse = (
             self.parse_raw_bytes_page
@@ -297,6 +310,18 @@ class DclHook(FulfillmentHook):
             else self.parse_page
         )
         return self.run_plan(plan, parse)
+
+    @staticmethod
+    def modified_range(query: Query) -> Window:
+        """The modification times a read's slices cover: the `modified_*` filters given, else from
+        the window's start (or `DCL_EPOCH`) to a day past now (the outer slices are open anyway)."""
+        given = {
+            name: parse_dcl_datetime(query.params.get(name)) for name in ("modified_from", "modified_to")
+        }
+        start = given["modified_from"] or (query.window.start if query.window is not None else DCL_EPOCH)
+        latest = max(datetime.now(UTC), query.window.end if query.window is not None else start)
+        end = given["modified_to"] or latest + timedelta(days=1)
+        return Window(start, max(end, start + MIN_SPLIT))
 
     def _records(self, query: Query) -> Iterator[Any]:
         orders = self.fetch(query)

@@ -8,8 +8,10 @@ import pytest
 from airflow_provider_fulfillment.hooks.dcl import DclHook
 from airflow_provider_fulfillment.http import (
     FulfillmentAuthError,
+    FulfillmentError,
     FulfillmentVendorError,
 )
+from airflow_provider_fulfillment.models._types import parse_dcl_datetime
 from tests.fakes import Recorder, json_response, params_of
 
 UTC = UTC
@@ -42,9 +44,14 @@ def dcl_order(n: int, modified: str, **over):
     return order
 
 
+def _instant(text: str) -> datetime:
+    return parse_dcl_datetime(text)
+
+
 class FakeDcl:
-    def __init__(self, orders):
+    def __init__(self, orders, ignore_modified=False):
         self.orders = orders
+        self.ignore_modified = ignore_modified
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("Authorization") != httpx.BasicAuth("acct", "pw-dcl-123")._auth_header:
@@ -54,6 +61,14 @@ class FakeDcl:
         rows = self.orders
         if "order_numbers" in params:
             rows = [o for o in rows if o["order_number"] in params["order_numbers"].split(",")]
+        # `modified_*` exactly, as DCL filters them (the reads are slices of modification time).
+        # (an order without `modified_at` passes: the hook, not the fake, must refuse it)
+        if "modified_from" in params and not self.ignore_modified:
+            low = _instant(params["modified_from"])
+            rows = [o for o in rows if "modified_at" not in o or _instant(o["modified_at"]) >= low]
+        if "modified_to" in params and not self.ignore_modified:
+            high = _instant(params["modified_to"])
+            rows = [o for o in rows if "modified_at" not in o or _instant(o["modified_at"]) <= high]
         chunk = rows[(page - 1) * size : page * size]
         return json_response(200, {"error_code": 0, "error_message": "", "orders": chunk})
 
@@ -77,62 +92,98 @@ def _modified(minutes: int) -> str:
     ) + PACIFIC_OFFSET
 
 
-def test_dcl_pages_until_a_short_page(dcl):
+def test_dcl_reads_as_slices_cut_at_the_modification_times_seen(dcl):
+    """Page 1 goes without bounds (a small read is one request); full, it is cut at the quartiles
+    of the modification times it showed, each slice one page: no page past page 1 is read."""
     hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(250)], max_concurrency=1)
     numbers = [o.order_number for o in hook.iter_orders(page_size=100, status="shipped")]
-    assert numbers == [f"ORD{i}" for i in range(250)]
-    assert [p["page"] for p in rec.data_requests("/dcl/api/v1/orders")] == ["1", "2", "3"]
-    assert rec.data_requests("/dcl/api/v1/orders")[0] == {
-        "status": "shipped",
-        "page_size": "100",
-        "page": "1",
-    }
+    assert sorted(numbers) == sorted(f"ORD{i}" for i in range(250)) and len(numbers) == 250
+    sent = rec.data_requests("/dcl/api/v1/orders")
+    assert sent[0] == {"status": "shipped", "page_size": "100", "page": "1"}
+    assert len(sent) == 5 and {p["page"] for p in sent} == {"1"}
+    assert all(p["status"] == "shipped" for p in sent)
 
 
-def test_dcl_full_last_page_needs_one_empty_page(dcl):
+def test_dcl_exactly_full_page_is_cut_never_taken_as_whole(dcl):
+    """200 orders at 100 a page: the full page 1 is not the end; its slices read the rest."""
     hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(200)], max_concurrency=1)
-    assert len(list(hook.iter_orders())) == 200
-    assert len(rec.requests) == 3
+    assert sorted(o.order_number for o in hook.iter_orders()) == sorted(f"ORD{i}" for i in range(200))
+    assert len(rec.requests) == 5 and {p["page"] for p in rec.data_requests("/dcl/api/v1/orders")} == {"1"}
 
 
-@pytest.mark.parametrize("concurrency", [2, 4])
-def test_dcl_fetch_ahead_is_ordered_exact_and_bounded(dcl, concurrency):
-    hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(1050)], max_concurrency=concurrency)
-    numbers = [o.order_number for o in hook.iter_orders(page_size=50)]
-    assert numbers == [f"ORD{i}" for i in range(1050)]
-    pages = sorted(int(p["page"]) for p in rec.data_requests("/dcl/api/v1/orders"))
-    # 21 full pages and one short one; at most `concurrency - 1` more were asked for ahead of it.
-    assert pages[:22] == list(range(1, 23)) and len(pages) <= 22 + concurrency - 1
-
-
-def test_dcl_error_mid_fetch_ahead_leaves_nothing_in_flight(set_connection):
+def _in_flight(fake, fail_on=None):
+    """A handler counting requests in flight (at most, and now); the `fail_on`-th answers error 7."""
     import threading
 
-    orders = [dcl_order(i, _modified(i)) for i in range(1000)]
-    fake = FakeDcl(orders)
-    lock, state = threading.Lock(), {"in_flight": 0, "max": 0}
+    lock, state = threading.Lock(), {"in_flight": 0, "max": 0, "served": 0}
 
     def handler(request):
         with lock:
             state["in_flight"] += 1
             state["max"] = max(state["max"], state["in_flight"])
+            state["served"] += 1
+            served = state["served"]
         try:
-            if params_of(request).get("page") == "4":
+            if served == fail_on:
                 return json_response(200, {"error_code": 7, "error_message": "Database busy", "orders": None})
             return fake(request)
         finally:
             with lock:
                 state["in_flight"] -= 1
 
+    return handler, state
+
+
+@pytest.mark.parametrize("concurrency", [2, 4])
+def test_dcl_fetch_ahead_is_exact_and_bounded(set_connection, concurrency):
+    set_connection(
+        "dcl_c",
+        "dcl",
+        "http://dcl.test/dcl/api/v1",
+        "acct",
+        "pw-dcl-123",
+        max_wait=0,
+        max_concurrency=concurrency,
+    )
+    # modification times in no relation to the order (a permutation): slices cut at quartiles
+    handler, state = _in_flight(FakeDcl([dcl_order(i, _modified((i * 37) % 1050)) for i in range(1050)]))
+    rec = Recorder(handler)
+    hook = DclHook("dcl_c", transport=httpx.MockTransport(rec))
+    numbers = [o.order_number for o in hook.iter_orders(page_size=50)]
+    assert sorted(numbers) == sorted(f"ORD{i}" for i in range(1050)) and len(numbers) == 1050
+    sent = rec.data_requests("/dcl/api/v1/orders")
+    assert {p["page"] for p in sent} == {"1"} and state["max"] <= concurrency and state["in_flight"] == 0
+    # 1 + 4 + 16 + 64: a sample of 50 times says nothing of the total; quartiles, three levels deep
+    assert len(sent) == 85
+
+
+def test_dcl_error_mid_fetch_ahead_leaves_nothing_in_flight(set_connection):
+    handler, state = _in_flight(FakeDcl([dcl_order(i, _modified(i)) for i in range(1000)]), fail_on=4)
     set_connection(
         "dcl_c", "dcl", "http://dcl.test/dcl/api/v1", "acct", "pw-dcl-123", max_wait=0, max_concurrency=3
     )
     hook = DclHook("dcl_c", transport=httpx.MockTransport(handler))
     seen = []
-    with pytest.raises(FulfillmentVendorError, match="page=4.*error_code 7: Database busy"):
+    with pytest.raises(FulfillmentVendorError, match="page=1.*error_code 7: Database busy"):
         for order in hook.iter_orders(page_size=100):
             seen.append(order)
-    assert len(seen) == 300 and state["in_flight"] == 0 and state["max"] <= 3
+    # page 1 (100), cut at its 80th percentile: the lower slice brings none new, the upper 80; the
+    # 4th request (a slice of the upper) fails
+    assert len(seen) == len({o.order_number for o in seen}) == 180
+    assert state["in_flight"] == 0 and state["max"] <= 3
+
+
+def test_dcl_refuses_a_server_that_ignores_the_modified_filter(set_connection):
+    """Such a server answers every slice in full: the read stops at the first, naming the filter."""
+    set_connection("dcl_c", "dcl", "http://dcl.test/dcl/api/v1", "acct", "pw-dcl-123", max_wait=0)
+    rec = Recorder(FakeDcl([dcl_order(i, _modified(i)) for i in range(250)], ignore_modified=True))
+    hook = DclHook("dcl_c", transport=httpx.MockTransport(rec))
+    with pytest.raises(
+        FulfillmentError, match="^DCL ignored the modified_from/modified_to filter: /orders with "
+    ):
+        list(hook.iter_orders())
+    # page 1, then its two slices (in flight together): the first answered names the filter
+    assert len(rec.data_requests("/dcl/api/v1/orders")) == 3
 
 
 def test_dcl_error_code_in_200_raises(dcl):

@@ -258,26 +258,32 @@ def test_dcl_windowed_read_costs_a_request_per_slice_and_nothing_past_the_end(li
     assert sent <= 1 + 4 * (-(-len(expected) // 100))  # the window, then slices that each fit a page
 
 
-@pytest.mark.parametrize(("concurrency", "sent"), [(1, 3), (4, 4)])
-def test_dcl_page_mode_reads_at_most_one_page_past_the_end(live, concurrency, sent):
-    """250 orders in pages of 100: pages 1 to 3; reading ahead, one more at most (page 4)."""
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_dcl_unwindowed_read_of_250_is_page_1_then_slices_cut_where_the_rest_lies(live, concurrency):
+    """250 orders, pages of 100 (before: pages 1 to 3 and, reading ahead, 4, drift-unsafe; then
+    slices halving 27 years from DCL_EPOCH, 13). Page 1 goes without bounds; its times rise with
+    the orders' age, so it is cut at their 80th percentile, the upper slice again: 5 requests,
+    serial or 4 in flight, each a page 1."""
     sb = live(concurrency, dcl_orders=250)
     exactly([o.order_number for o in DclHook().iter_orders()], sb.world.dcl.order_numbers())
-    assert sb.counters().count(path="/dcl/api/v1/orders") == sent
+    sent = [r.params for r in sb.counters().requests if r.path == "/dcl/api/v1/orders"]
+    assert len(sent) == 5 and {p["page"] for p in sent} == {"1"}
+    assert "modified_from" not in sent[0] and "modified_to" not in sent[0]
 
 
-def test_dcl_read_ahead_answered_429_is_dropped_not_waited_out(live):
-    """150 orders in pages of 100: after the full page 1, pages 2 and 3 go out together and both
-    meet a 429 (Retry-After: 2). Page 2 is needed: waited out and asked once more. Page 3, read
-    ahead and past the end, is dropped: 4 requests in all (before: page 3 was retried too).
-    Waits are capped at 0.5 s, so page 2's retry goes out after page 3 however loaded the machine."""
+def test_dcl_slices_answered_429_are_each_waited_out(live):
+    """150 orders in pages of 100: after the full page 1, its two slices go out together and both
+    meet a 429 (every 3rd request on, the last 2 of 3 answer 429; waits capped at 0.5 s). Both are
+    needed: each is waited out and asked again until answered, 3 answers and 4 429s. (This was `..._read_ahead_answered_429_is_dropped_...`:
+    DCL reads are slices now, each a page 1, with no page read ahead past an end, so the dropping
+    of a 429'd read-ahead page is pinned on `PagedRead` in tests/test_paging.py.)"""
     sb = live(4, max_wait=0.5, dcl_orders=150)
     sb.update_faults(rate_limit_every=3, rate_limit_burst=2, retry_after=2, prefix="/dcl")
     exactly([o.order_number for o in DclHook().iter_orders()], sb.world.dcl.order_numbers())
-    assert sb.counters().count(path="/dcl/api/v1/orders") == 4
-    assert sb.counters().count(path="/dcl/api/v1/orders", status=429) == 2
-    pages = sorted(int(r.params["page"]) for r in sb.counters().requests if r.path == "/dcl/api/v1/orders")
-    assert pages == [1, 2, 2, 3]
+    assert sb.counters().count(path="/dcl/api/v1/orders", status=200) == 3
+    assert sb.counters().count(path="/dcl/api/v1/orders", status=429) == 4
+    sent = [r.params for r in sb.counters().requests if r.path == "/dcl/api/v1/orders"]
+    assert {p["page"] for p in sent} == {"1"}
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -325,6 +331,23 @@ def test_dcl_ship_date_window_is_sliced_and_trimmed_on_the_nested_shipments(live
     exactly(got, expected)
     sent = [r.params for r in sb.counters().requests if r.path == "/dcl/api/v1/orders"]
     assert {p["page"] for p in sent} == {"1"} and all("shipped_from" in p for p in sent)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize("mutate", ["status", "modify"])
+def test_dcl_unwindowed_read_loses_nothing_mid_read(live, mutate, concurrency):
+    """No window: still `modified_at` slices that each fit one page (open below and above), so an
+    order of the first page served that changes stage (leaving `filter=`) or is modified (moving
+    to the last slice) shifts no page: nothing else is lost, none twice."""
+    sb = live(concurrency, mutate=mutate, mutate_after=1, mutate_count=2, mutate_prefix="/dcl")
+    stage = {"filter": "order_stage eq 60"} if mutate == "status" else {}
+    expected = sb.world.dcl.order_numbers(**stage)
+    assert len(expected) > 150
+    orders = list(DclHook().iter_orders(**stage))
+    assert len(sb.app.live.mutated) == 2
+    exactly([o.order_number for o in orders], expected)
+    sent = [r.params for r in sb.counters().requests if r.path == "/dcl/api/v1/orders"]
+    assert {p["page"] for p in sent} == {"1"}  # no page past page 1 was read over the moving set
 
 
 @pytest.mark.parametrize("windowed", [True, False])
