@@ -71,6 +71,23 @@ def current_states(conn_id: str, resource: str, **query) -> dict[str, str]:
         }
 
 
+def capture_operator(
+    conn_id: str, resource: str, end: datetime, tmp_path, **options
+) -> FulfillmentChangeCaptureOperator:
+    return FulfillmentChangeCaptureOperator(
+        task_id="capture",
+        conn_id=conn_id,
+        resource=resource,
+        end=end,
+        destination=str(tmp_path / "files"),
+        **options,
+    )
+
+
+def manifest_lines(manifest: dict) -> list[dict]:
+    return [json.loads(line) for line in Path(to_path_of(manifest)).read_text().splitlines()]
+
+
 def test_flatten_manifests_takes_one_a_list_or_lists_of_lists():
     a, b, c = {"uri": "a"}, {"uri": "b"}, {"uri": "c"}
     assert flatten_manifests(a) == [a]
@@ -140,12 +157,11 @@ def test_dropstream_capture_sees_changes_after_the_creation_window(sandbox, ledg
     assert before
     sandbox.advance("1d")
     day2 = END + timedelta(days=1)
-    capture = FulfillmentChangeCaptureOperator(
-        task_id="capture",
-        conn_id="dropstream_default",
-        resource="orders",
-        end=day2,
-        destination=str(ledger_file / "files"),
+    capture = capture_operator(
+        "dropstream_default",
+        "orders",
+        day2,
+        ledger_file,
         lookback=timedelta(hours=6),
         initial_lookback=timedelta(days=1),
     )
@@ -203,19 +219,14 @@ def test_dropstream_shipments_that_left_the_queried_states_are_found_again(sandb
         before = ledger.open_record_ids("dropstream", "shipments", "dropstream_default")
     sandbox.advance("1d")
     day2 = END + timedelta(days=1)
-    manifest = FulfillmentChangeCaptureOperator(
-        task_id="capture",
-        conn_id="dropstream_default",
-        resource="shipments",
-        end=day2,
-        destination=str(ledger_file / "files"),
-        initial_lookback=timedelta(days=1),
+    manifest = capture_operator(
+        "dropstream_default", "shipments", day2, ledger_file, initial_lookback=timedelta(days=1)
     ).execute({})
     now = current_states("dropstream_default", "shipments", window=DAY1)
     left = {ident for ident in before if now[ident] not in before.values()}
     assert left, "no shipment left the queried states"
     assert manifest["capture"]["per_query"]["lookups"] == len(left)
-    lines = [json.loads(line) for line in Path(to_path_of(manifest)).read_text().splitlines()]
+    lines = manifest_lines(manifest)
     assert len(lines) == len({str(line["id"]) for line in lines}) == manifest["records"]  # each once
     assert set(before) <= {str(line["id"]) for line in lines}
     result = load(manifest, observed_at=day2)
@@ -242,15 +253,10 @@ def test_dropstream_shipments_read_again_count_as_updated_only_when_they_changed
         before = {s.id: s.raw_status for s in ledger.iter_records("shipments")}
     sandbox.advance("1d")
     day2 = END + timedelta(days=1)
-    manifest = FulfillmentChangeCaptureOperator(
-        task_id="capture",
-        conn_id="dropstream_default",
-        resource="shipments",
-        end=day2,
-        destination=str(ledger_file / "files"),
-        initial_lookback=timedelta(days=1),
+    manifest = capture_operator(
+        "dropstream_default", "shipments", day2, ledger_file, initial_lookback=timedelta(days=1)
     ).execute({})
-    read = {str(json.loads(line)["id"]) for line in Path(to_path_of(manifest)).read_text().splitlines()}
+    read = {str(line["id"]) for line in manifest_lines(manifest)}
     now = current_states("dropstream_default", "shipments", window=(DAY1[0], day2))
     moved = {ident for ident in read & set(before) if now[ident] != before[ident]}
     new = read - set(before)
@@ -296,12 +302,11 @@ def to_path_of(manifest: dict) -> str:
 
 def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledger_file):
     def capture(end: datetime) -> dict:
-        return FulfillmentChangeCaptureOperator(
-            task_id="capture",
-            conn_id="dcl_default",
-            resource="orders",
-            end=end,
-            destination=str(ledger_file / "files"),
+        return capture_operator(
+            "dcl_default",
+            "orders",
+            end,
+            ledger_file,
             lookback=timedelta(hours=2),
             initial_lookback=timedelta(days=91),
         ).execute({})
