@@ -34,6 +34,7 @@ from airflow_provider_fulfillment.rules.types import (
     FindingRow,
     Notification,
     RunRef,
+    record_key,
 )
 
 log = logging.getLogger(__name__)
@@ -268,6 +269,12 @@ class _StagedShape:
         return self.observed_times if len(self.observed_times) <= self.MAX_OBSERVED else None
 
 
+def _check_accounts(accounts: Iterable[str]) -> None:
+    """Refuse an account `record_key` could not reverse, before anything is written."""
+    for account in accounts:
+        record_key(account, "")
+
+
 _STAGE = "fulfillment_stage"
 _RANKED = "fulfillment_stage_ranked"
 
@@ -452,6 +459,7 @@ class Ledger:
             kinds = [self._column_kind(table, name) for name in table.columns]
             count = dialect.stage(cursor, _STAGE, (*table.columns, "seq"), (*kinds, "int"), staged)
             self._step("staged")
+            _check_accounts(shape.accounts)
             if count == 0:
                 cursor.execute(f"DROP TABLE {_STAGE}")
                 return MergeResult()
@@ -667,9 +675,11 @@ class Ledger:
     ) -> int:
         """A first sighting, or a newer version in another state: one row, written once.
 
-        Rows go in key order. The per-row conflict check is skipped when no row can conflict:
-        one account staged (the key has none, so two accounts could share one), and no state
-        change of this resource yet at any of the staged observation times (an index lookup).
+        Its record_id is `rules.types.record_key(account, id)` ("10501/D1"): the key has no
+        account column. Rows go in key order. The per-row conflict check is skipped when no row
+        can conflict: one account staged (an id "A/1" of account '' and id "1" of account "A"
+        would share one), and no state change of this resource yet at any of the staged
+        observation times (an index lookup).
         """
         dialect = self.dialect
         key = table.key
@@ -685,6 +695,7 @@ class Ledger:
             )
             may_conflict = cursor.fetchone() is not None
         changed_at = "s.status_since, s.modified_at" if kind == "order" else "s.status_since"
+        record_id = schema.record_key_sql("s.account", f"s.{key}")
         source = (
             f"{_STAGE} s"  # every staged row is a first sighting
             if all_new
@@ -696,7 +707,7 @@ class Ledger:
                 f"""INSERT INTO {schema.STATE_CHANGES}
                 (vendor, resource, record_id, status, raw_status, observed_at, account,
                  previous_status, changed_at, dag_id, run_id)
-                SELECT s.vendor, ?, s.{key}, s.status, s.raw_status, s.observed_at, s.account,
+                SELECT s.vendor, ?, {record_id}, s.status, s.raw_status, s.observed_at, s.account,
                     {"NULL" if all_new else "r.old_status"}, COALESCE({changed_at}, s.observed_at), ?, ?
                 FROM {source}
                 ORDER BY s.vendor, s.{key}, s.status, s.raw_status, s.observed_at"""

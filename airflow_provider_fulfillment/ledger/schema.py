@@ -177,12 +177,41 @@ _V5_RAW_AS_SENT = tuple(
     f"ALTER TABLE {table} ALTER COLUMN raw TYPE JSON USING raw::text::json" for table in (ORDERS, SHIPMENTS)
 )
 
+
+def record_key_sql(account: str, record_id: str) -> str:
+    """`rules.types.record_key` as an SQL expression over two columns ("10501/D1", or the id)."""
+    return f"CASE WHEN {account} = '' THEN {record_id} ELSE {account} || '/' || {record_id} END"
+
+
+# The public keys of state changes, findings and alerts have no account: their record_id carries
+# it where the record has one ("10501/D1"), so two DCL accounts' order D1 stay two records. Rows
+# written before hold the bare id beside a filled account column and are rewritten; an alert
+# takes its finding's account (the alerts table has none), so alerts go first, while the
+# findings still hold the old record_id. Rows of two accounts that had already collided into one
+# stay one, with the account that was written last.
+_V6_ACCOUNT_IN_RECORD_ID = (
+    f"""UPDATE {ALERTS} SET record_id = (
+        SELECT f.account || '/' || {ALERTS}.record_id FROM {FINDINGS} f
+        WHERE f.vendor = {ALERTS}.vendor AND f.kind = {ALERTS}.kind AND f.record_id = {ALERTS}.record_id
+    )
+    WHERE EXISTS (
+        SELECT 1 FROM {FINDINGS} f
+        WHERE f.vendor = {ALERTS}.vendor AND f.kind = {ALERTS}.kind AND f.record_id = {ALERTS}.record_id
+            AND f.account <> ''
+    )""",
+    f"UPDATE {FINDINGS} SET record_id = account || '/' || record_id WHERE account <> ''",
+    f"UPDATE {STATE_CHANGES} SET record_id = account || '/' || record_id WHERE account <> ''",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "records, state changes and watermarks", _V1_RECORDS),
     Migration(2, "findings and alerts with their lifecycle", _V2_LIFECYCLE),
     Migration(3, "indexes for open records, recent changes and open findings", _V3_READ_PATHS),
     Migration(4, "SLA figures for BI tools (rules.sla)", _V4_SLA),
     Migration(5, "raw vendor JSON kept as sent (PostgreSQL: json, not jsonb)", (), _V5_RAW_AS_SENT),
+    Migration(
+        6, "the account in the record_id of state changes, findings and alerts", _V6_ACCOUNT_IN_RECORD_ID
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -20,7 +20,7 @@ from airflow_provider_fulfillment.operators.reconcile import (
     run_ref,
 )
 from airflow_provider_fulfillment.rules.sla import SlaRow, sla, table
-from airflow_provider_fulfillment.rules.types import RunRef
+from airflow_provider_fulfillment.rules.types import RunRef, record_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -47,7 +47,7 @@ def compute_sla(ledger: Ledger, vendors: Iterable[str], now: datetime) -> list[S
     """The SLA rows of `vendors`, from what the ledger holds."""
     wanted = set(vendors)
     created = {
-        (order.vendor, order.id): order.created_at
+        (order.vendor, record_key(order.account, order.id)): order.created_at
         for vendor in sorted(wanted)
         for order in ledger.iter_records("orders", vendor=vendor)
         if order.created_at is not None

@@ -12,31 +12,28 @@ from airflow_provider_fulfillment.reports.overview import (
     build_overview,
     latest_observation,
 )
-from airflow_provider_fulfillment.rules.types import RunRef
+from airflow_provider_fulfillment.rules.types import RunRef, record_key
 
 # State changes read for the SLA charts: this far back from the ledger's latest observation.
 SLA_LOOKBACK = timedelta(days=30)
 
 
 def errored_records(ledger: Any, vendor: str | None, changes: Iterable[Any] = ()) -> list[ErroredRecord]:
-    """Records in `error` now; since their `status_since`, else the state change into error the
-    ledger observed (DCL gives no status time)."""
+    """Records in `error` now, by their ledger record_id ("10501/D1" where they have an account);
+    since their `status_since`, else the state change into error the ledger observed (DCL gives no
+    status time)."""
     entered = {
         (c.vendor, c.resource, c.record_id): c.changed_at
         for c in sorted(changes, key=lambda c: c.changed_at)
         if c.status == "error"
     }
-    return [
-        ErroredRecord(
-            record.vendor,
-            resource,
-            record.id,
-            record.raw_status,
-            record.status_since or entered.get((record.vendor, resource, record.id)),
-        )
-        for resource in ("order", "shipment")
-        for record in ledger.iter_records(resource, vendor=vendor, statuses=["error"])
-    ]
+    errored = []
+    for resource in ("order", "shipment"):
+        for record in ledger.iter_records(resource, vendor=vendor, statuses=["error"]):
+            record_id = record_key(record.account, record.id)
+            since = record.status_since or entered.get((record.vendor, resource, record_id))
+            errored.append(ErroredRecord(record.vendor, resource, record_id, record.raw_status, since))
+    return errored
 
 
 def load_overview(

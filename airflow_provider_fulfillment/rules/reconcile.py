@@ -17,6 +17,10 @@ whole ledger alike.
   finding says so; a Stream order is its own shipment.
 - `errored_order`, `errored_shipment`: records whose normalized status is `error`.
 
+A finding's `record_id` is `types.record_key(account, id)`: "10501/D1" for DCL account 10501's
+order D1 (two DCL accounts may share an order number), the bare id where there is no account.
+Its summary names the record the same way.
+
 Memory is bounded by the shipments' index: shipments are indexed first (a few fields each), then
 orders stream past it, then the unclaimed shipments are the orphans.
 """
@@ -30,7 +34,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_fulfillment.rules._format import duration
-from airflow_provider_fulfillment.rules.types import Finding, FindingKind, Severity
+from airflow_provider_fulfillment.rules.types import Finding, FindingKind, Severity, record_key
 
 if TYPE_CHECKING:
     from airflow_provider_fulfillment.models.common import Order, Shipment
@@ -148,7 +152,13 @@ def reconcile(
         for facts in related:
             if not facts.self_shipment:
                 findings.append(
-                    _orphan(vendor, account, facts, policy, f"refers to order {order_id}, which is unknown")
+                    _orphan(
+                        vendor,
+                        account,
+                        facts,
+                        policy,
+                        f"refers to order {record_key(account, order_id)}, which is unknown",
+                    )
                 )
     for vendor, account, facts in unreferenced:
         findings.append(_orphan(vendor, account, facts, policy, "names no order"))
@@ -170,7 +180,7 @@ def _finding(
     return Finding(
         vendor=vendor,
         kind=kind,
-        record_id=record_id,
+        record_id=record_key(account, record_id),
         account=account,
         resource=resource,
         severity=policy.severities.get(kind, "warning"),
@@ -206,7 +216,7 @@ def _errored_shipment(
         since=since or facts.when,
         details={
             **_shipment_details(facts),
-            "summary": f"shipment {facts.id} is in {facts.raw_status} (error)",
+            "summary": f"shipment {record_key(account, facts.id)} is in {facts.raw_status} (error)",
         },
     )
 
@@ -220,7 +230,7 @@ def _orphan(vendor: str, account: str, facts: _ShipmentFacts, policy: ReconcileP
         policy,
         resource="shipment",
         since=facts.when,
-        details={**_shipment_details(facts), "summary": f"shipment {facts.id} {why}"},
+        details={**_shipment_details(facts), "summary": f"shipment {record_key(account, facts.id)} {why}"},
     )
 
 
@@ -228,6 +238,7 @@ def _check_order(
     order: Order, related: list[_ShipmentFacts], as_of: datetime, policy: ReconcilePolicy
 ) -> list[Finding]:
     vendor, account = order.vendor, account_of(order)
+    label = record_key(account, order.id)
     self_shipping = vendor in policy.self_shipping
     shipped = order.status in _DONE if self_shipping else any(s.status in _LEFT for s in related)
     deadline = policy.deadline(order)
@@ -248,12 +259,12 @@ def _check_order(
                 account,
                 policy,
                 since=order.status_since or order.modified_at or order.created_at,
-                details={**base, "summary": f"order {order.id} is in {order.raw_status} (error)"},
+                details={**base, "summary": f"order {label} is in {order.raw_status} (error)"},
             )
         )
     if shipped:
         if not self_shipping:
-            mismatch = _check_items(order, related, policy)
+            mismatch = _check_items(order, label, related, policy)
             if mismatch is not None:
                 found.append(
                     _finding(
@@ -278,7 +289,7 @@ def _check_order(
                 since=order.status_since or order.created_at,
                 details={
                     **base,
-                    "summary": f"order {order.id} is {order.raw_status} but no shipment refers to it",
+                    "summary": f"order {label} is {order.raw_status} but no shipment refers to it",
                 },
             )
         )
@@ -294,7 +305,7 @@ def _check_order(
                 since=deadline,
                 details={
                     **base,
-                    "summary": f"order {order.id} ({order.raw_status}) should have shipped by "
+                    "summary": f"order {label} ({order.raw_status}) should have shipped by "
                     f"{deadline.isoformat()} ({how}) and has no shipment",
                 },
             )
@@ -311,7 +322,7 @@ def _vendor_name(vendor: str) -> str:
 
 
 def _check_items(
-    order: Order, related: list[_ShipmentFacts], policy: ReconcilePolicy
+    order: Order, label: str, related: list[_ShipmentFacts], policy: ReconcilePolicy
 ) -> dict[str, Any] | None:
     """The item part of a finding's details, or None when the items add up."""
     check = policy.item_checks.get(order.vendor, "lines")
@@ -328,7 +339,7 @@ def _check_items(
             "shipped_item_ids": referenced,
             "quantity_checked": False,
             "note": f"{_NO_LINK}; {_NO_QUANTITY.format(vendor=_vendor_name(order.vendor))}",
-            "summary": f"order {order.id}: its shipments carry {len(referenced)} distinct items, "
+            "summary": f"order {label}: its shipments carry {len(referenced)} distinct items, "
             f"the order has {len(order.items)}",
         }
     line_ids = {item.line_id for item in order.items if item.line_id}
@@ -400,7 +411,7 @@ def _check_items(
         "reason": "quantity" if all(line["reason"] == "quantity" for line in lines) else "not_on_order",
         "lines": lines,
         "quantity_checked": quantities,
-        "summary": f"order {order.id}: {listed}",
+        "summary": f"order {label}: {listed}",
     }
     if not quantities:
         details["note"] = _NO_QUANTITY.format(vendor=_vendor_name(order.vendor))

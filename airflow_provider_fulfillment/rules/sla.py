@@ -135,7 +135,7 @@ def sla(
 ) -> list[SlaRow]:
     """Every SLA row, sorted by (vendor, metric, kind, bucket).
 
-    :param created_at: (vendor, order id) -> creation time, where known; else time to ship
+    :param created_at: (vendor, record_id) -> creation time, where known; else time to ship
         counts from the order's first observed state change.
     """
     rows = [

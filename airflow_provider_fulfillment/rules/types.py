@@ -2,6 +2,11 @@
 
 Shared by the pure rules (`rules/`), the ledger (`ledger/`) and the UI, so each reads the same
 names. A finding's identity is (vendor, kind, record_id), the `fulfillment_findings` key.
+
+`record_id` names a record within its vendor: the vendor's id, prefixed with its account where
+the record has one (DCL: "10501/D1", account 10501's order D1), because the public keys of state
+changes, findings and alerts carry no account column and two DCL accounts may use one order
+number. `record_key` builds it, `local_id` reverses it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,27 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
     "errored_shipment",
     "shipped_without_shipment",
 )
+
+ACCOUNT_SEPARATOR = "/"
+
+
+def record_key(account: str, record_id: str) -> str:
+    """The ledger's `record_id` of a record: "account/id" where it has an account, else its id.
+
+    An account holding the separator is refused, so the form stays reversible (DCL account
+    numbers are digits, "10501"; an order number may hold anything: the first "/" splits).
+    """
+    if not account:
+        return record_id
+    if ACCOUNT_SEPARATOR in account:
+        raise ValueError(f"an account must not contain {ACCOUNT_SEPARATOR!r}, got {account!r}")
+    return f"{account}{ACCOUNT_SEPARATOR}{record_id}"
+
+
+def local_id(record_id: str, account: str) -> str:
+    """The vendor's own id of a ledger `record_id` (the reverse of `record_key`)."""
+    prefix = f"{account}{ACCOUNT_SEPARATOR}"
+    return record_id[len(prefix) :] if account and record_id.startswith(prefix) else record_id
 
 
 @dataclass(frozen=True)

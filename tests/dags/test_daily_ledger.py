@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_fulfillment.ledger import Ledger
+from airflow_provider_fulfillment.ledger import Ledger, LedgerOrder, LedgerShipment
 from airflow_provider_fulfillment.models.dcl import DclOrder
 from airflow_provider_fulfillment.models.dropstream import DropStreamOrder, DropStreamShipment
 from airflow_provider_fulfillment.models.stream import StreamOrder
-from airflow_provider_fulfillment.rules.reconcile import reconcile
+from airflow_provider_fulfillment.rules.reconcile import account_of, reconcile
+from airflow_provider_fulfillment.rules.types import record_key
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,8 @@ def moving_sandbox() -> Iterator[Any]:
 
 
 def world_records(world: Any) -> tuple[list[Any], list[Any]]:
-    """The sandbox's records now, as common orders and shipments (independent of the pipeline)."""
+    """The sandbox's records now, as common orders and shipments (independent of the pipeline);
+    DCL's with their account, as the ledger holds them."""
     ds, dcl, stream = world.dropstream, world.dcl, world.stream
     orders = [DropStreamOrder.model_validate_json(ds.order_bytes(i)).to_common() for i in range(ds.n)]
     shipments = [
@@ -46,8 +48,12 @@ def world_records(world: Any) -> tuple[list[Any], list[Any]]:
     ]
     for j in range(dcl.n):
         order = DclOrder.model_validate_json(dcl.order_bytes(j))
-        orders.append(order.to_common())
-        shipments.extend(order.to_common_shipments())
+        account = order.account_number or ""
+        orders.append(LedgerOrder(**order.to_common().model_dump(), account=account))
+        shipments.extend(
+            LedgerShipment(**shipment.model_dump(), account=account)
+            for shipment in order.to_common_shipments()
+        )
     for s in range(stream.n):
         order = StreamOrder.model_validate(stream.order_dict(s, "http://127.0.0.1"))
         orders.append(order.to_common())
@@ -55,9 +61,9 @@ def world_records(world: Any) -> tuple[list[Any], list[Any]]:
     return orders, shipments
 
 
-def states(world: Any) -> dict[tuple[str, str], str]:
-    orders, _ = world_records(world)
-    return {(o.vendor, o.id): o.raw_status for o in orders}
+def record_states(records: Any) -> dict[tuple[str, str], str]:
+    """(vendor, ledger record_id) -> raw status: "10501/D1" for DCL, the bare id elsewhere."""
+    return {(r.vendor, record_key(account_of(r), r.id)): r.raw_status for r in records}
 
 
 def test_three_days_of_a_moving_world(
@@ -88,11 +94,9 @@ def test_three_days_of_a_moving_world(
         summary = xcom(run, "reconcile")
         assert summary["as_of"] == now.isoformat()
         with Ledger("fulfillment_ledger") as ledger:
-            held = {(o.vendor, o.id): o.raw_status for o in ledger.iter_records("orders")}
+            held = record_states(ledger.iter_records("orders"))
             # a Stream order is its own shipment: after it ships, its shipment row follows it
-            held |= {
-                (s.vendor, s.id): s.raw_status for s in ledger.iter_records("shipments", vendor="stream")
-            }
+            held |= record_states(ledger.iter_records("shipments", vendor="stream"))
             open_rows = {row.key for row in ledger.findings()}
             changes = [
                 c
@@ -100,7 +104,7 @@ def test_three_days_of_a_moving_world(
                 if c.run_id == run.run_id and (c.resource == "order" or c.vendor == "stream")
             ]
             alerts = ledger.alerts(since=now, limit=100_000)
-        now_states = {(o.vendor, o.id): o.raw_status for o in orders}
+        now_states = record_states(orders)
         assert held == now_states  # the ledger holds exactly what the vendors serve today
         assert open_rows == expected
         opened, resolved = expected - previous_open, previous_open - expected

@@ -117,3 +117,60 @@ def test_watermarks_are_stored_per_connection_and_never_move_back(ledger):
     ledger.set_watermark("dcl", "orders", "dcl_eu", DAY3, lookback=timedelta(hours=2), run=RUN3)
     assert ledger.get_watermark("dcl", "orders", "dcl_eu") == DAY3
     assert ledger._all("SELECT lookback_seconds, run_id FROM fulfillment_watermarks") == [(7200, "run_3")]
+
+
+def test_two_dcl_accounts_sharing_an_order_number_are_two_findings_and_two_alerts(ledger):
+    """Late "D1" in account 10501 and late "D1" in 10502: the finding and alert keys have no
+    account, so their record_id carries it; each resolves on its own."""
+    from airflow_provider_fulfillment.ledger import LedgerRow
+    from airflow_provider_fulfillment.models.common import Order
+    from airflow_provider_fulfillment.rules.alerts import due_notifications
+    from airflow_provider_fulfillment.rules.reconcile import reconcile
+
+    created = DAY1 - timedelta(days=5)
+
+    def d1(account: str, stage: str = "10", status: str = "processing") -> LedgerRow:
+        record = Order(vendor="dcl", id="D1", status=status, raw_status=stage, created_at=created)
+        return LedgerRow(record, account=account)
+
+    def run_day(now: datetime, run: RunRef):
+        findings = reconcile(ledger.iter_records("orders"), ledger.iter_records("shipments"), as_of=now)
+        delta = ledger.sync_findings(
+            findings, vendors=["dcl"], kinds=["late_order", "errored_order"], now=now
+        )
+        rows = [*delta.opened, *delta.still_open, *delta.resolved]
+        due = due_notifications(rows, ledger.alerts_for(row.key for row in rows), now=now)
+        return delta, ledger.record_alerts(due, sent_at=now, run=run)
+
+    ledger.merge("orders", [d1("10501"), d1("10502")], observed_at=DAY1, run=RUN1)
+    delta, sent = run_day(DAY1, RUN1)
+    assert [(c.record_id, c.account, c.raw_status) for c in ledger.state_changes()] == [
+        ("10501/D1", "10501", "10"),
+        ("10502/D1", "10502", "10"),
+    ]
+    assert [(row.key, row.account, row.since) for row in delta.opened] == [
+        (("dcl", "late_order", "10501/D1"), "10501", created + timedelta(days=2)),
+        (("dcl", "late_order", "10502/D1"), "10502", created + timedelta(days=2)),
+    ]
+    assert [row.details["summary"] for row in delta.opened] == [
+        f"order {account}/D1 (10) should have shipped by {(created + timedelta(days=2)).isoformat()} "
+        "(creation + 2d) and has no shipment"
+        for account in ("10501", "10502")
+    ]
+    assert [(a.record_id, a.event, a.message) for a in sent] == [
+        ("10501/D1", "opened", "opened: late_order dcl/10501/D1"),
+        ("10502/D1", "opened", "opened: late_order dcl/10502/D1"),
+    ]
+
+    # Day 2: 10502's D1 is cancelled; 10501's is still late.
+    ledger.merge("orders", [d1("10501"), d1("10502", "cancelled", "canceled")], observed_at=DAY2, run=RUN2)
+    delta, sent = run_day(DAY2, RUN2)
+    assert (keys(delta.still_open), keys(delta.resolved)) == (
+        [("dcl", "late_order", "10501/D1")],
+        [("dcl", "late_order", "10502/D1")],
+    )
+    assert [(a.record_id, a.event) for a in sent] == [("10501/D1", "reminder"), ("10502/D1", "resolved")]
+    assert [(c.record_id, c.previous_status, c.status) for c in ledger.state_changes(since=DAY2)] == [
+        ("10502/D1", "processing", "canceled")
+    ]
+    assert ledger.counts()["fulfillment_findings"] == 2 and ledger.counts()["fulfillment_alerts"] == 4

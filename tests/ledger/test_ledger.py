@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_fulfillment.ledger import LATEST_VERSION, Ledger, LedgerOrder, LedgerRow, MergeResult
 from airflow_provider_fulfillment.models.common import Order, Shipment
-from airflow_provider_fulfillment.rules.types import RunRef
+from airflow_provider_fulfillment.rules.types import Notification, RunRef
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 RUN = RunRef("ledger_dag", "run_1", "load")
@@ -334,15 +334,34 @@ def test_a_state_change_already_recorded_at_the_same_time_is_not_written_twice(l
     assert sorted(c[0] for c in changes(ledger)) == ["1", "2", "3"]
 
 
-def test_two_accounts_sharing_an_order_id_in_one_merge_share_the_state_change_key(ledger):
-    rows = [LedgerRow(order("5"), account="A"), LedgerRow(order("5"), account="B")]
-    assert ledger.merge("orders", rows, observed_at=T0) == MergeResult(inserted=2, state_changes=1)
-    assert [
-        (r[0], r[1]) for r in rows_of(ledger, "SELECT account, order_id FROM fulfillment_orders ORDER BY 1")
-    ] == [
+def test_two_accounts_sharing_an_order_id_in_one_merge_get_a_state_change_each(ledger):
+    """The state-change key has no account: the account is in the record_id ("A/5")."""
+    rows = [LedgerRow(order("5"), account="A"), LedgerRow(order("5", "queued"), account="B")]
+    assert ledger.merge("orders", rows, run=RUN, observed_at=T0) == MergeResult(inserted=2, state_changes=2)
+    assert rows_of(ledger, "SELECT account, order_id FROM fulfillment_orders ORDER BY 1") == [
         ("A", "5"),
         ("B", "5"),
     ]
+    assert [(c.account, c.record_id, c.raw_status) for c in ledger.state_changes()] == [
+        ("A", "A/5", "new"),
+        ("B", "B/5", "queued"),
+    ]
+    # The next day B's order moves: one change, B's.
+    moved = LedgerRow(order("5", "processing", "processing", since=T0 + timedelta(days=1)), account="B")
+    assert ledger.merge(
+        "orders", [LedgerRow(order("5"), account="A"), moved], run=RUN, observed_at=T0 + timedelta(days=1)
+    ) == MergeResult(updated=1, unchanged=1, state_changes=1)
+    assert [(c.record_id, c.previous_status, c.raw_status) for c in ledger.state_changes()][-1] == (
+        "B/5",
+        "pending",
+        "processing",
+    )
+
+
+def test_an_account_the_record_id_could_not_reverse_is_refused_and_nothing_is_written(ledger):
+    with pytest.raises(ValueError, match="an account must not contain '/', got 'A/B'"):
+        ledger.merge("orders", [LedgerRow(order("5"), account="A/B")], observed_at=T0)
+    assert ledger.counts()["fulfillment_orders"] == 0
 
 
 def test_a_record_without_a_vendor_version_read_again_unchanged_is_not_updated(ledger):
@@ -372,3 +391,69 @@ def test_a_record_without_a_vendor_version_read_again_unchanged_is_not_updated(l
     )
     ts = ledger.dialect.ts_value
     assert (ts(version), ts(observed), ledger.dialect.json_value(tracking)) == (days[3], days[3], ["1Z-B"])
+
+
+def test_a_version_5_ledger_gets_the_account_into_its_record_ids(ledger_conn, monkeypatch):
+    """Version 5 wrote DCL's bare order number beside the account; version 6 rewrites those rows."""
+    from airflow_provider_fulfillment.ledger import schema
+
+    v5 = [m for m in schema.MIGRATIONS if m.version <= 5]
+    assert [m.version for m in v5] == [1, 2, 3, 4, 5]
+    day = T0 - timedelta(days=1)
+    with monkeypatch.context() as patched:
+        patched.setattr(schema, "MIGRATIONS", tuple(v5))
+        with Ledger() as old:
+            assert old.schema_version() == 5
+            ts = old.dialect.ts_param
+            with old.dialect.transaction() as cursor:
+                cursor.executemany(
+                    old.dialect.sql(
+                        "INSERT INTO fulfillment_state_changes (vendor, resource, record_id, status, "
+                        "raw_status, observed_at, account, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    ),
+                    [
+                        ("dcl", "order", "D1", "pending", "5", ts(day), "10501", ts(day)),
+                        ("dcl", "shipment", "77", "shipped", "", ts(day), "10501", ts(day)),
+                        ("dropstream", "order", "9", "pending", "new", ts(day), "", ts(day)),
+                    ],
+                )
+                cursor.executemany(
+                    old.dialect.sql(
+                        "INSERT INTO fulfillment_findings (vendor, kind, record_id, account, resource, "
+                        "severity, opened_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    ),
+                    [
+                        ("dcl", "late_order", "D1", "10501", "order", "warning", ts(day), ts(day)),
+                        ("dropstream", "late_order", "9", "", "order", "warning", ts(day), ts(day)),
+                    ],
+                )
+                cursor.executemany(
+                    old.dialect.sql(
+                        "INSERT INTO fulfillment_alerts (vendor, kind, record_id, event, sent_at, episode, "
+                        "severity) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    ),
+                    [
+                        ("dcl", "late_order", "D1", "opened", ts(day), ts(day), "warning"),
+                        ("dropstream", "late_order", "9", "opened", ts(day), ts(day), "warning"),
+                    ],
+                )
+    with Ledger() as ledger:
+        assert ledger.schema_version() == LATEST_VERSION
+        assert sorted((c.vendor, c.resource, c.record_id, c.account) for c in ledger.state_changes()) == [
+            ("dcl", "order", "10501/D1", "10501"),
+            ("dcl", "shipment", "10501/77", "10501"),
+            ("dropstream", "order", "9", ""),
+        ]
+        assert [(f.key, f.account) for f in ledger.findings()] == [
+            (("dcl", "late_order", "10501/D1"), "10501"),
+            (("dropstream", "late_order", "9"), ""),
+        ]
+        assert sorted((a.vendor, a.record_id, a.event) for a in ledger.alerts()) == [
+            ("dcl", "10501/D1", "opened"),
+            ("dropstream", "9", "opened"),
+        ]
+        # The rewritten episode is the one the lifecycle continues: its opened alert counts.
+        assert (
+            ledger.record_alerts([Notification("dcl", "late_order", "10501/D1", "opened", day)], sent_at=T0)
+            == []
+        )

@@ -20,6 +20,7 @@ from airflow_provider_fulfillment.operators.ledger import (
     creation_windows,
     flatten_manifests,
 )
+from airflow_provider_fulfillment.rules.types import record_key
 from airflow_provider_fulfillment.windows import to_aware_datetime
 from tests.postgres import ledger_connection
 
@@ -318,7 +319,9 @@ def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledg
     load(first, observed_at=END)
     with Ledger() as ledger:
         before = {o.id: o.raw_status for o in ledger.iter_records("orders")}
+        accounts = {o.id: o.account for o in ledger.iter_records("orders")}
     assert before == current_states("dcl_default", "orders", window=DAY1, window_field="modified_at")
+    assert set(accounts.values()) == {"10501", "10502", "20117"}
     sandbox.advance("1d")
     day2 = END + timedelta(days=1)
     second = capture(day2)
@@ -330,7 +333,10 @@ def test_dcl_capture_resumes_from_its_watermark_minus_the_lookback(sandbox, ledg
     with Ledger() as ledger:
         changed = {c.record_id: c.raw_status for c in ledger.state_changes(since=day2) if c.previous_status}
         assert ledger.get_watermark("dcl", "orders", "dcl_default") == day2
-    assert changed == {i: raw for i, raw in modified.items() if i in before and before[i] != raw}
+    # A DCL state change names its order as "account/order_number".
+    assert changed == {
+        record_key(accounts[i], i): raw for i, raw in modified.items() if i in before and before[i] != raw
+    }
     assert changed, "the sandbox clock changed no DCL order"
 
 

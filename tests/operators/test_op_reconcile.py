@@ -153,7 +153,8 @@ def test_only_the_vendors_evaluated_are_resolved(ledger_conn):
 
 
 def test_dcl_findings_carry_the_account_of_their_records(ledger_conn):
-    """Records read back from the ledger keep their account: findings name it, matching uses it."""
+    """Records read back from the ledger keep their account: findings name it in their record_id
+    ("10501/D1": two accounts may share an order number), matching uses it."""
 
     def dcl(record, account):
         return LedgerRow(record.model_copy(update={"vendor": "dcl"}), account=account)
@@ -163,6 +164,7 @@ def test_dcl_findings_carry_the_account_of_their_records(ledger_conn):
             "orders",
             [
                 dcl(order("D1", "processing", "20"), "10501"),  # late
+                dcl(order("D1", "processing", "20"), "10502"),  # late too: another account's D1
                 dcl(order("D2", "error", "E", since=DAY1 - timedelta(hours=1)), "10502"),  # errored, late
                 dcl(order("D3", "processing", "20"), "10501"),  # shipped in its own account: not late
             ],
@@ -183,11 +185,27 @@ def test_dcl_findings_carry_the_account_of_their_records(ledger_conn):
         )
         ts = ledger.dialect.ts_value
     assert [(*row[:6], ts(row[6]), ts(row[7]), row[8]) for row in rows] == [
-        ("dcl", "errored_order", "D2", "10502", "order", "critical", DAY1 - timedelta(hours=1), DAY1, None),
-        ("dcl", "late_order", "D1", "10501", "order", "warning", OLD + timedelta(days=2), DAY1, None),
-        ("dcl", "late_order", "D2", "10502", "order", "warning", OLD + timedelta(days=2), DAY1, None),
-        ("dcl", "orphan_shipment", "S7", "10502", "shipment", "warning", OLD, DAY1, None),
+        (
+            "dcl",
+            "errored_order",
+            "10502/D2",
+            "10502",
+            "order",
+            "critical",
+            DAY1 - timedelta(hours=1),
+            DAY1,
+            None,
+        ),
+        ("dcl", "late_order", "10501/D1", "10501", "order", "warning", OLD + timedelta(days=2), DAY1, None),
+        ("dcl", "late_order", "10502/D1", "10502", "order", "warning", OLD + timedelta(days=2), DAY1, None),
+        ("dcl", "late_order", "10502/D2", "10502", "order", "warning", OLD + timedelta(days=2), DAY1, None),
+        ("dcl", "orphan_shipment", "10502/S7", "10502", "shipment", "warning", OLD, DAY1, None),
     ]
+    with Ledger(ledger_conn) as ledger:
+        summaries = {
+            row.record_id: row.details["summary"] for row in ledger.findings(kinds=["orphan_shipment"])
+        }
+    assert summaries == {"10502/S7": "shipment 10502/S7 refers to order 10502/D3, which is unknown"}
 
 
 def test_thresholds_fail_after_syncing(ledger_conn):

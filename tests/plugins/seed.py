@@ -35,9 +35,10 @@ VENDORS = ["dcl", "dropstream"]
 LATE = Finding("dropstream", "late_order", "DS-1", since=T0 - timedelta(days=2), details={"detail": "late"})
 ORPHAN = Finding("dropstream", "orphan_shipment", "DS-S9", resource="shipment")
 ERRORED = Finding("dropstream", "errored_order", "DS-2", severity="critical", since=T1 - timedelta(hours=6))
-MISMATCH = Finding("dcl", "item_mismatch", "DCL-7", account="A1")
+# DCL records are named "account/id" in findings, alerts and the errored list (rules.types.record_key).
+MISMATCH = Finding("dcl", "item_mismatch", "A1/DCL-7", account="A1")
 DCL_ERRORED = Finding(
-    "dcl", "errored_shipment", "DCL-S3", account="A1", resource="shipment", since=T2 - timedelta(hours=2)
+    "dcl", "errored_shipment", "A1/DCL-S3", account="A1", resource="shipment", since=T2 - timedelta(hours=2)
 )
 
 # What the page must show, as {vendor: {kind: [count per age bucket <1d, 1-3d, 3-7d, >7d]}}.
@@ -49,7 +50,7 @@ EXPECTED_ALERTS = {
     "dropstream": {"opened": 3, "reminder": 1, "resolved": 1},
     "dcl": {"opened": 2, "reminder": 0, "resolved": 0},
 }
-EXPECTED_ERRORED = {"dropstream": ["DS-2"], "dcl": ["DCL-S3"]}
+EXPECTED_ERRORED = {"dropstream": ["DS-2"], "dcl": ["A1/DCL-S3"]}
 
 
 def _order(order_id: str, status: str, raw: str, since: datetime) -> Order:

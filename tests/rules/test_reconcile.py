@@ -270,3 +270,42 @@ def test_bad_arguments():
         reconcile([], [], as_of=datetime(2025, 1, 1))
     with pytest.raises(ValueError, match="ship_deadline must not be negative"):
         ReconcilePolicy(ship_deadline=timedelta(hours=-1))
+
+
+def test_two_dcl_accounts_sharing_an_order_number_are_two_records_named_by_account():
+    """A finding's record_id is "account/number" where the record has an account: two accounts'
+    "D1" are two findings, each matched with its own account's shipments."""
+    from airflow_provider_fulfillment.ledger import LedgerOrder, LedgerShipment
+
+    def d(account, ident, status="processing", raw="20", **fields):
+        return LedgerOrder(**order("dcl", ident, status, raw, **fields).model_dump(), account=account)
+
+    def s(account, ident, order_id, status="shipped"):
+        return LedgerShipment(**shipment("dcl", ident, order_id, status).model_dump(), account=account)
+
+    orders = [d("10501", "D1"), d("10502", "D1"), d("10502", "D2", "error", "2")]
+    shipments = [s("10501", "77", "D1", "error"), s("10502", "78", "D9")]
+    found = reconcile(orders, shipments, as_of=AS_OF)
+    assert [(f.key, f.account, f.details["summary"]) for f in found] == [
+        (("dcl", "errored_order", "10502/D2"), "10502", "order 10502/D2 is in 2 (error)"),
+        (("dcl", "errored_shipment", "10501/77"), "10501", "shipment 10501/77 is in error (error)"),
+        (
+            ("dcl", "late_order", "10502/D1"),
+            "10502",
+            "order 10502/D1 (20) should have shipped by 2025-10-03T00:00:00+00:00 (creation + 2d) "
+            "and has no shipment",
+        ),
+        (
+            ("dcl", "late_order", "10502/D2"),
+            "10502",
+            "order 10502/D2 (2) should have shipped by 2025-10-03T00:00:00+00:00 (creation + 2d) "
+            "and has no shipment",
+        ),
+        (
+            ("dcl", "orphan_shipment", "10502/78"),
+            "10502",
+            "shipment 10502/78 refers to order 10502/D9, which is unknown",
+        ),
+    ]
+    # 10501's D1 has a shipment that left (errored after leaving): not late; 10502's D1 has none.
+    assert ("dcl", "late_order", "10501/D1") not in {f.key for f in found}
