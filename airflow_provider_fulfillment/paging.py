@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -73,6 +73,10 @@ class PageRequest:
     # Read-ahead past what is known to exist: an answer 429 is given up at once, not waited out
     # (the plan asks again, plainly, if the page turns out to be needed).
     speculative: bool = field(default=False, compare=False)
+
+    def retagged(self, tag: Any) -> PageRequest:
+        """The same request under a wrapping plan's tag: nothing else about it may be lost."""
+        return replace(self, tag=tag)
 
 
 @dataclass(frozen=True)
@@ -571,7 +575,7 @@ class Sequential(Generic[R]):
             if child.done:
                 continue
             for request in child.issue(room - len(requests)):
-                requests.append(PageRequest(request.path, request.params, (child, request.tag)))
+                requests.append(request.retagged((child, request.tag)))
             if isinstance(child, DropStreamSessionPlan):
                 break
             if not getattr(child, "last_page", None) and not child.done:
@@ -580,11 +584,11 @@ class Sequential(Generic[R]):
 
     def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
         child, tag = request.tag
-        return child.feed(PageRequest(request.path, request.params, tag), page)
+        return child.feed(request.retagged(tag), page)
 
     def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:
         child, tag = request.tag
-        return child.fail(PageRequest(request.path, request.params, tag), error)
+        return child.fail(request.retagged(tag), error)
 
 
 # --------------------------------------------------------------------------- DropStream windows
@@ -903,15 +907,13 @@ class DclSlicePlan(Generic[R]):
             if len(requests) >= room:
                 break
             for request in reader.issue(room - len(requests)):
-                requests.append(
-                    PageRequest(request.path, request.params, (reader, request.tag), request.speculative)
-                )
+                requests.append(request.retagged((reader, request.tag)))
         return requests
 
     def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
         owner, number = request.tag
         if isinstance(owner, PagedRead):
-            return owner.feed(PageRequest(request.path, request.params, number), page)
+            return owner.feed(request.retagged(number), page)
         self.outstanding -= 1
         self.answered += 1
         check_dcl(page)
@@ -1010,7 +1012,7 @@ class DclSlicePlan(Generic[R]):
     def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:
         owner, tag = request.tag
         if isinstance(owner, PagedRead):
-            return owner.fail(PageRequest(request.path, request.params, tag, request.speculative), error)
+            return owner.fail(request.retagged(tag), error)
         self.outstanding -= 1
         return False
 

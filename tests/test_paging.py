@@ -11,6 +11,7 @@ from airflow_provider_fulfillment.paging import (
     Page,
     PagedRead,
     PageRequest,
+    Sequential,
     dcl_plan,
     stream_plan,
 )
@@ -253,3 +254,17 @@ def test_read_ahead_page_answered_429_is_dropped_once_past_the_end():
     other = PagedRead("/orders", {}, asked=2, id_of=lambda r: r.id)
     (first,) = other.issue(1)
     assert other.fail(first, api_error(first.params, 429, "slow down")) is False
+
+
+def test_a_wrapping_plan_keeps_read_ahead_speculative():
+    """`Sequential` (DropStream page reads) re-tags its children's requests: page 3, read ahead of
+    an unknown end, must still go out speculative, and its 429 still be dropped, through it."""
+    child = PagedRead("/orders", {}, asked=2, id_of=lambda r: r.id)
+    plan = Sequential([child])
+    (first,) = plan.issue(1)
+    assert _ids(plan.feed(first, _page([1, 2]))) == [1, 2]
+    needed, ahead = plan.issue(2)
+    assert [(r.params["page"], r.speculative) for r in (needed, ahead)] == [(2, False), (3, True)]
+    assert plan.fail(ahead, api_error(ahead.params, 429, "slow down")) is True
+    assert _ids(plan.feed(needed, _page([3]))) == [3]
+    assert plan.issue(4) == [] and plan.done
