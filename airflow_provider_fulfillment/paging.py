@@ -1057,16 +1057,24 @@ def dcl_plan(
       nested shipment's, so only the hook can).
     """
     if window is not None and sliceable:
-        return DclSlicePlan(
-            path,
-            params,
-            page_size=page_size,
-            window=window,
-            bounds_of=bounds_of,
-            id_of=id_of,
-            admit=admit,
-            modified_of=modified_of,
-        )
+        slices, slice_bounds, keep = window, bounds_of, admit
+    else:
+        # the hook trims on the window's own field (a shipment's): every record of a slice is kept
+        slices, slice_bounds, keep = modified, _open_ended(bounds_of, modified), _keep_all
+    return DclSlicePlan(
+        path,
+        params,
+        page_size=page_size,
+        window=slices,
+        bounds_of=slice_bounds,
+        id_of=id_of,
+        admit=keep,
+        modified_of=modified_of,
+    )
+
+
+def _open_ended(bounds_of: BoundsOf, modified: Window) -> BoundsOf:
+    """`bounds_of` with no lower bound on the first slice and no upper one on the last."""
 
     def open_ended(part: Window) -> dict[str, Any]:
         bounds = bounds_of(part)
@@ -1076,19 +1084,11 @@ def dcl_plan(
             bounds.pop("modified_to", None)
         return bounds
 
-    # the hook trims on the window's own field (a shipment's)
-    return dcl_plan(
-        path,
-        params,
-        page_size=page_size,
-        window=modified,
-        sliceable=True,
-        bounds_of=open_ended,
-        id_of=id_of,
-        admit=lambda _record, _part: True,
-        modified=modified,
-        modified_of=modified_of,
-    )
+    return open_ended
+
+
+def _keep_all(_record: Any, _part: Window) -> bool:
+    return True
 
 
 # --------------------------------------------------------------------------- Stream
