@@ -28,6 +28,7 @@ from airflow_provider_fulfillment.ledger._dialects import (
     utc,
 )
 from airflow_provider_fulfillment.models.common import LineItem, Order, Shipment
+from airflow_provider_fulfillment.models.states import TERMINAL_RAW_STATES
 from airflow_provider_fulfillment.rules.types import (
     AlertRow,
     Finding,
@@ -43,10 +44,15 @@ DEFAULT_CONN_ID = "fulfillment_ledger"
 DEFAULT_SQLITE_FILE = "fulfillment_ledger.db"
 
 LedgerResource = Literal["order", "shipment"]
-# A record stays open (change capture re-reads it) until it reaches one of these.
+# A record stays open (change capture re-reads it) until it reaches one of these statuses, or one
+# of its vendor's terminal raw states (a DropStream shipment: notified_shipped, archived).
 TERMINAL_STATUSES: dict[str, frozenset[str]] = {
     "order": frozenset({"shipped", "delivered", "canceled"}),
     "shipment": frozenset({"delivered", "canceled"}),
+}
+TERMINAL_RAW: dict[str, dict[str, frozenset[str]]] = {
+    kind: {vendor: raws for (vendor, resource), raws in TERMINAL_RAW_STATES.items() if resource == f"{kind}s"}
+    for kind in TERMINAL_STATUSES
 }
 
 
@@ -759,6 +765,10 @@ class Ledger:
         where.among("status", statuses)
         if open_only:
             where.among("status", TERMINAL_STATUSES[kind], negate=True)
+            for closed_vendor, raws in sorted(TERMINAL_RAW[kind].items()):
+                if vendor in (None, closed_vendor):
+                    listed = ", ".join("?" * len(raws))
+                    where.add(f"NOT (vendor = ? AND raw_status IN ({listed}))", closed_vendor, *sorted(raws))
         return where.sql, where.params
 
     def open_record_ids(

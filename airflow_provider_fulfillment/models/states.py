@@ -22,8 +22,10 @@ __all__ = [
     "DCL_SHIPMENT_STATES",
     "DROPSTREAM_ORDER_STATES",
     "DROPSTREAM_SHIPMENT_STATES",
+    "DROPSTREAM_SHIPMENT_TERMINAL",
     "STATE_TABLES",
     "STREAM_ORDER_STATES",
+    "TERMINAL_RAW_STATES",
     "Resource",
     "StageRange",
     "StateTable",
@@ -104,6 +106,11 @@ DROPSTREAM_SHIPMENT_STATES: Mapping[str, Status] = _invert(
         "error": ("errored_processing", "errored_notifying_of_shipment"),
     }
 )
+# Where a DropStream shipment's lifecycle ends: DropStream has told the sales channel it shipped,
+# or has archived it (the docs list states, not transitions: read from their names). Both
+# normalize to `shipped` like the states before them (DropStream says nothing of delivery), so
+# the status cannot tell a finished shipment from one in flight: these raw states do.
+DROPSTREAM_SHIPMENT_TERMINAL: frozenset[str] = frozenset({"notified_shipped", "archived"})
 
 
 # --- DCL --------------------------------------------------------------------------------------
@@ -191,6 +198,12 @@ STREAM_ORDER_STATES: Mapping[str, Status] = _invert(
 )
 
 
+# Raw states that end a record's lifecycle though their normalized status does not (a record in
+# one is no longer "open": change capture stops re-reading it), per (vendor, resource).
+TERMINAL_RAW_STATES: Mapping[tuple[str, Resource], frozenset[str]] = MappingProxyType(
+    {("dropstream", "shipments"): DROPSTREAM_SHIPMENT_TERMINAL}
+)
+
 # --- The registry -----------------------------------------------------------------------------
 
 _VENDOR_NAMES: Mapping[str, str] = {"dropstream": "DropStream", "dcl": "DCL", "stream": "Stream"}
@@ -256,6 +269,8 @@ STATE_TABLES: tuple[StateTable, ...] = (
         resources=("shipments",),
         field="state",
         states=DROPSTREAM_SHIPMENT_STATES,
+        note="`notified_shipped` and `archived` end a shipment's lifecycle (the ledger's change "
+        "capture stops re-reading it); the other `shipped` states are still in flight.",
     ),
     StateTable(
         vendor="dcl",

@@ -7,8 +7,10 @@ the order and size of the steps (a 2-day advance equals two 1-day advances):
 
 - DropStream: open orders ship (a new shipment appears, ``new`` then ``notified_shipped``), are
   canceled, error (``error_sending_to_warehouse``) and half of those recover, or stay stuck (they
-  stay late); pre-ship errors recover and ship or stay; unfinished shipments are notified, errored
-  ones recover or stay; most orders open for more than two weeks stay stuck.
+  stay late); pre-ship errors recover and ship or stay; unfinished shipments are notified
+  (``notified_shipped``, within two days), errored ones recover and are notified or stay; most
+  orders open for more than two weeks stay stuck. ``notified_shipped`` and ``archived`` are where
+  a shipment's lifecycle ends: nothing moves a shipment out of them (change capture stops there).
   ``fulfillment_transitioned_at`` is the time of each change.
 - DCL: orders received in the last week and not yet shipped ship (stage 60, one shipment),
   are delivered (stage 70) two to three days later, go on hold (stage 2, read as error) and are
@@ -133,7 +135,7 @@ def _plan_dropstream(w: DropStreamWorld) -> list[Step]:
                 add(Step(back, "dropstream", i, "order", "sent_to_warehouse"))
                 ship(i, back + _between(rnd, 6 * HOUR, 48 * HOUR), rnd)
         # else: stuck, and late once its ship-by date passes
-    done = {"notified_shipped", "archived"}
+    done = {"notified_shipped", "archived"}  # terminal (models.states.DROPSTREAM_SHIPMENT_TERMINAL)
     for p in range(w.n_shipments):
         state = SHIPMENT_STATES[w._ship_state[p]]
         if state in done:

@@ -20,6 +20,7 @@ import pytest
 from airflow_provider_fulfillment.ledger import Ledger, LedgerOrder, LedgerShipment
 from airflow_provider_fulfillment.models.dcl import DclOrder
 from airflow_provider_fulfillment.models.dropstream import DropStreamOrder, DropStreamShipment
+from airflow_provider_fulfillment.models.states import DROPSTREAM_SHIPMENT_TERMINAL
 from airflow_provider_fulfillment.models.stream import StreamOrder
 from airflow_provider_fulfillment.rules.reconcile import account_of, reconcile
 from airflow_provider_fulfillment.rules.types import record_key
@@ -86,6 +87,8 @@ def test_three_days_of_a_moving_world(
         now = DAY1 + timedelta(days=day)
         if day:
             moving_sandbox.advance("1d")
+        with Ledger("fulfillment_ledger") as ledger:
+            open_before = ledger.open_record_ids("dropstream", "shipments")
         run = dag.test(logical_date=now)
         assert run.state == "success", {ti.task_id: ti.state for ti in run.get_task_instances()}
 
@@ -104,9 +107,19 @@ def test_three_days_of_a_moving_world(
                 if c.run_id == run.run_id and (c.resource == "order" or c.vendor == "stream")
             ]
             alerts = ledger.alerts(since=now, limit=100_000)
+            open_after = ledger.open_record_ids("dropstream", "shipments")
         now_states = record_states(orders)
         assert held == now_states  # the ledger holds exactly what the vendors serve today
         assert open_rows == expected
+        # DropStream shipments stay open until notified_shipped or archived: capture re-reads the
+        # ones in flight, and the open set is exactly those the sandbox has not yet notified.
+        captured = xcom(run, "capture_dropstream_shipments")["capture"]
+        assert captured["open_in_ledger"] == len(open_before)
+        served = {s.id: s.raw_status for s in shipments if s.vendor == "dropstream"}
+        assert open_after == {i: raw for i, raw in served.items() if raw not in DROPSTREAM_SHIPMENT_TERMINAL}
+        if day:  # the day before's open set shrank by exactly the ones notified since
+            notified = {i for i in open_before if served[i] in DROPSTREAM_SHIPMENT_TERMINAL}
+            assert notified and set(open_before) - set(open_after) == notified
         opened, resolved = expected - previous_open, previous_open - expected
         assert summary["opened"] == len(opened) and summary["resolved"] == len(resolved)
         assert summary["still_open"] == len(expected & previous_open)

@@ -457,3 +457,42 @@ def test_a_version_5_ledger_gets_the_account_into_its_record_ids(ledger_conn, mo
             ledger.record_alerts([Notification("dcl", "late_order", "10501/D1", "opened", day)], sent_at=T0)
             == []
         )
+
+
+def test_a_dropstream_shipment_notified_or_archived_is_no_longer_open(ledger):
+    """All DropStream shipment states normalize to shipped or error: its raw state says it is done."""
+
+    def shipment(vendor: str, ident: str, raw: str, status: str = "shipped") -> Shipment:
+        return Shipment(vendor=vendor, id=ident, order_id="1", status=status, raw_status=raw)
+
+    rows = [
+        shipment("dropstream", "s1", "new"),
+        shipment("dropstream", "s2", "scheduled_notify_of_shipment"),
+        shipment("dropstream", "s3", "errored_notifying_of_shipment", "error"),
+        shipment("dropstream", "s4", "notified_shipped"),
+        shipment("dropstream", "s5", "archived"),
+        shipment("stream", "t1", "in_transit"),  # Stream's shipped is in flight: open
+        shipment("stream", "t2", "delivered", "delivered"),
+    ]
+    ledger.merge("shipments", rows, conn_id="c", observed_at=T0)
+    assert ledger.open_record_ids("dropstream", "shipments", "c") == {
+        "s1": "new",
+        "s2": "scheduled_notify_of_shipment",
+        "s3": "errored_notifying_of_shipment",
+    }
+    assert sorted(ledger.open_record_created("dropstream", "shipments", "c")) == ["s1", "s2", "s3"]
+    assert ledger.open_record_ids("stream", "shipments", "c") == {"t1": "in_transit"}
+    assert [(s.vendor, s.id) for s in ledger.iter_records("shipments", open_only=True)] == [
+        ("dropstream", "s1"),
+        ("dropstream", "s2"),
+        ("dropstream", "s3"),
+        ("stream", "t1"),
+    ]
+    # Notified the next day: it leaves the open set.
+    ledger.merge(
+        "shipments",
+        [shipment("dropstream", "s1", "notified_shipped")],
+        conn_id="c",
+        observed_at=T0 + timedelta(days=1),
+    )
+    assert sorted(ledger.open_record_ids("dropstream", "shipments", "c")) == ["s2", "s3"]

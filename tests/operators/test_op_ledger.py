@@ -246,6 +246,48 @@ def test_dropstream_shipments_that_left_the_queried_states_are_found_again(sandb
     assert result["shipments"]["state_changes"] == len(moved) + len(first_sightings)
 
 
+def test_dropstream_shipments_notified_leave_the_open_set_and_are_read_no_more(sandbox, ledger_file):
+    """notified_shipped and archived end a DropStream shipment: the sandbox clock notifies the
+    ones in flight, and change capture re-reads only those still in flight."""
+    terminal = {"notified_shipped", "archived"}
+    load(extract("dropstream_default", "shipments", ledger_file), observed_at=END)
+    with Ledger() as ledger:
+        day1 = {s.id: s.raw_status for s in ledger.iter_records("shipments")}
+        open1 = ledger.open_record_ids("dropstream", "shipments", "dropstream_default")
+    assert open1 == {ident: raw for ident, raw in day1.items() if raw not in terminal}
+    assert 0 < len(open1) < len(day1)
+    sandbox.advance("1d")
+    day2 = END + timedelta(days=1)
+    manifest = capture_operator(
+        "dropstream_default", "shipments", day2, ledger_file, initial_lookback=timedelta(days=1)
+    ).execute({})
+    per_query = manifest["capture"]["per_query"]
+    assert {label for label in per_query if label.startswith("state=")} == {
+        f"state={raw}" for raw in set(open1.values())
+    }
+    read = {str(line["id"]) for line in manifest_lines(manifest)}
+    assert read & set(day1) == set(open1)  # every one in flight, none that was done
+    load(manifest, observed_at=day2)
+    now = current_states("dropstream_default", "shipments", window=(DAY1[0], day2))
+    moved = {ident: now[ident] for ident, raw in open1.items() if now[ident] != raw}
+    assert moved and set(moved.values()) == {"notified_shipped"}
+    with Ledger() as ledger:
+        transitions = {
+            c.record_id: (c.previous_status, c.raw_status)
+            for c in ledger.state_changes(since=day2)
+            if c.record_id in day1
+        }
+        open2 = ledger.open_record_ids("dropstream", "shipments", "dropstream_default")
+        held = {s.id: s.raw_status for s in ledger.iter_records("shipments")}
+    assert transitions == {ident: (ledger_status(open1[ident]), raw) for ident, raw in moved.items()}
+    assert held == {ident: now[ident] for ident in held}
+    # The day-1 open set shrank by exactly the notified ones; shipments made since join it until notified.
+    assert set(open2) & set(day1) == set(open1) - set(moved)
+    assert set(open2) - set(day1) == {
+        ident for ident in held.keys() - day1.keys() if now[ident] not in terminal
+    }
+
+
 def test_dropstream_shipments_read_again_count_as_updated_only_when_they_changed(sandbox, ledger_file):
     """DropStream shipments carry no version: each capture re-reads the open ones, and the load
     summary counts as updated only those whose content changed."""

@@ -85,6 +85,44 @@ def test_dropstream_orders_ship_cancel_error_and_recover():
     assert ds.shipment_ids(window=window) == ids
 
 
+def test_dropstream_shipments_end_notified_or_stay_errored_and_never_leave_a_terminal_state():
+    """notified_shipped and archived end a DropStream shipment (models.states): within two days
+    the clock notifies every shipment in flight at the end, and every one it made itself within
+    36 hours of shipping; an errored one is retried or, drawn from the seed, stays errored."""
+    from airflow_provider_fulfillment.models.states import DROPSTREAM_SHIPMENT_TERMINAL
+
+    def shipment_states(world: World) -> list[str]:
+        return [world.dropstream.shipment_state(p) for p in range(world.dropstream.n_shipments)]
+
+    world, twin = World(seed=42, orders=2000), World(seed=42, orders=2000)
+    at_end = shipment_states(world)
+    in_flight = [p for p, state in enumerate(at_end) if state not in DROPSTREAM_SHIPMENT_TERMINAL]
+    assert in_flight and {at_end[p] for p in in_flight} >= {"new", "errored_processing"}
+    SandboxClock(world).advance("4d")
+    clock_twin = SandboxClock(twin)
+    for _ in range(8):
+        clock_twin.advance("12h")
+    after = shipment_states(world)
+    assert after == shipment_states(twin)  # drawn from the seed, whatever the steps
+    for p, state in enumerate(at_end):
+        if state in DROPSTREAM_SHIPMENT_TERMINAL:
+            assert after[p] == state  # nothing leaves a terminal state
+        elif state.startswith("errored"):
+            assert after[p] in ("notified_shipped", state)
+        else:
+            assert after[p] == "notified_shipped"
+    errored = [p for p in in_flight if at_end[p].startswith("errored")]
+    stuck = [p for p in errored if after[p] == at_end[p]]
+    assert 0 < len(stuck) < len(errored)  # some errored ones are retried and notified, some stay
+    now = END.timestamp() + 4 * 86400
+    made = range(len(at_end), world.dropstream.n_shipments)
+    assert made and all(
+        after[p] == "notified_shipped"
+        for p in made
+        if world.dropstream.shipment_created(p) <= now - 36 * 3600
+    )
+
+
 def test_dcl_modified_at_moves_with_each_change_and_never_back():
     world = World(seed=42, orders=2000)
     dcl = world.dcl
