@@ -52,7 +52,7 @@ from airflow_provider_fulfillment.rules.alerts import (
     due_notifications,
     message,
 )
-from airflow_provider_fulfillment.rules.types import FINDING_KINDS, Notification
+from airflow_provider_fulfillment.rules.types import FINDING_KINDS, Notification, record_key
 from airflow_provider_fulfillment.vendors import VENDORS as DECLARED_VENDORS
 
 if TYPE_CHECKING:
@@ -106,6 +106,17 @@ def state_queries(
     return queries
 
 
+def _vendor_account(record: Any) -> str:
+    """The account a vendor record belongs to (DCL `account_number`), '' where it has none.
+
+    A model carries it as an attribute; a dict or a `RawRecord` (a mapping of its decoded
+    fields: DCL's identity fields include the account) through `get`.
+    """
+    get = getattr(record, "get", None)
+    value = get("account_number") if callable(get) else getattr(record, "account_number", None)
+    return str(value or "")
+
+
 def _since_of(record: Any) -> datetime | None:
     return (
         getattr(record, "status_since", None)
@@ -132,7 +143,7 @@ def _entry(resource: str, record: Any, as_of: datetime) -> dict[str, Any]:
 
 
 def _label(resource: str, entry: Mapping[str, Any]) -> str:
-    ident = str(entry["id"])
+    ident = record_key(entry.get("account", ""), str(entry["id"]))
     extra: list[str] = []
     if resource == "orders" and entry.get("number") and entry["number"] != entry["id"]:
         extra.append(str(entry["number"]))
@@ -308,14 +319,18 @@ class FulfillmentErrorStateOperator(BaseOperator):
                 raise AirflowFailException(f"{self.task_id}: {error}") from None
             for vendor_record in records:
                 record = hook.normalize(self.resource, vendor_record)
-                if (record.raw_status or "").casefold() != wanted or record.id in seen:
+                account = _vendor_account(vendor_record)
+                ident = record_key(account, record.id)  # two DCL accounts may share an order number
+                if (record.raw_status or "").casefold() != wanted or ident in seen:
                     continue
                 since = _since_of(record)
                 if self.stuck_for is not None and since is not None and as_of - since <= self.stuck_for:
                     continue
-                seen.add(record.id)
+                seen.add(ident)
                 by_state[record.raw_status] = by_state.get(record.raw_status, 0) + 1
                 entry = _entry(self.resource, record, as_of)
+                if account:
+                    entry["account"] = account
                 key = -(since.timestamp() if since else float("inf"))  # unknown since: listed (and kept) last
                 sequence += 1
                 item = (key, -sequence, entry)

@@ -252,3 +252,46 @@ def test_alert_thresholds_and_resolutions_do_not_fail(monkeypatch, tmp_path):
         FulfillmentAlertOperator(task_id="a", fail_on_severity="loud")
     with pytest.raises(ValueError, match="kinds: unknown late"):
         FulfillmentAlertOperator(task_id="a", kinds=["late"])
+
+
+class FakeDclHook(FakeHook):
+    """Enough of a DCL hook for the errored-state check: orders filtered by `order_stage eq N`."""
+
+    vendor = "dcl"
+    hook_name = "DCL"
+    conn_type = "dcl"
+
+    def iter_records(self, resource, *, window=None, window_field=None, raw=False, **filters):
+        from airflow_provider_fulfillment.models.dcl import DclOrder
+
+        self.calls.append((resource, dict(filters)))
+        stage = int(filters["filter"].removeprefix("order_stage eq "))
+        return iter([DclOrder.model_validate(row) for row in self.orders if row["order_stage"] == stage])
+
+    def normalize(self, resource, record):
+        return record.to_common()
+
+
+def test_dcl_errored_orders_of_two_accounts_sharing_a_number_are_two(monkeypatch):
+    """DCL identity is (account_number, order_number): account 10501's D1 on hold and 10502's are
+    two errored orders, each listed with its account."""
+
+    def dcl(account: str, number: str, stage: int) -> dict[str, Any]:
+        return {"account_number": account, "order_number": number, "order_stage": stage}
+
+    hook = FakeDclHook([dcl("10501", "D1", 2), dcl("10502", "D1", 2), dcl("10502", "D2", 10)])
+    monkeypatch.setattr(alert_module, "get_hook", lambda conn_id: hook)
+    op = FulfillmentErrorStateOperator(task_id="a", conn_id="dcl_default", max_listed=5)
+    with pytest.raises(
+        AirflowFailException,
+        match=r"^DCL \(conn dcl_default\): 2 orders in errored states: 10501/D1 2 \(since unknown\); "
+        r"10502/D1 2 \(since unknown\)\. By state: 2 2$",
+    ):
+        run(op)
+    report = run.pushed["errored"]  # type: ignore[attr-defined]
+    assert report["count"] == 2 and report["by_state"] == {"2": 2}
+    assert [(r["account"], r["id"], r["raw_status"]) for r in report["records"]] == [
+        ("10501", "D1", "2"),
+        ("10502", "D1", "2"),
+    ]
+    assert hook.calls == [("orders", {"filter": "order_stage eq 2"})]
