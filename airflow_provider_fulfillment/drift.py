@@ -32,6 +32,7 @@ from pydantic_core import from_json
 
 from airflow_provider_fulfillment.models._types import FromString, StringOrList
 from airflow_provider_fulfillment.models.states import StateTable, dcl_order_raw_state, state_table
+from airflow_provider_fulfillment.rawpages import RawRecord
 
 DriftMode = Literal["ignore", "warn", "fail"]
 DRIFT_MODES: tuple[DriftMode, ...] = ("ignore", "warn", "fail")
@@ -115,8 +116,27 @@ def _strict_type(schema: Schema, depth: int = 0) -> type[msgspec.Struct]:
 
 
 @cache
-def _strict_decoder(model: type[BaseModel]) -> msgspec.json.Decoder[Any]:
+def strict_decoder(model: type[BaseModel]) -> msgspec.json.Decoder[Any]:
+    """The decoder that proves a record's bytes free of field and shape drift against `model`
+    (it raises `msgspec.ValidationError` on a record it cannot prove: that one is walked)."""
     return msgspec.json.Decoder(_strict_type(schema_of(model)))
+
+
+def field_drift(record: Mapping[str, Any], schema: Schema) -> list[tuple[str, str]]:
+    """The exact walk of a decoded record: `(kind, name)` of each unknown field and tolerant value."""
+    found: list[tuple[str, str]] = []
+    _walk_dict(record, schema, "", found)
+    return found
+
+
+def state_fields(vendor: str, resource: str) -> tuple[str, ...]:
+    """The record fields a meter reads the raw state from (none where it checks no state): a page
+    splitter that keeps records as bytes must decode them, or an unknown state would pass unseen."""
+    if (vendor, resource) == ("dcl", "shipments"):
+        return ()
+    if vendor == "dcl":
+        return ("order_stage", "is_cancelled")
+    return (state_table(vendor, resource).field,)
 
 
 @dataclass
@@ -162,7 +182,7 @@ class DriftMeter:
         self.vendor = vendor
         self.resource = resource
         self.schema = schema_of(model)
-        self._strict = _strict_decoder(model)
+        self._strict = strict_decoder(model)
         self.table: StateTable | None = (
             None if (vendor, resource) == ("dcl", "shipments") else state_table(vendor, resource)
         )
@@ -173,22 +193,24 @@ class DriftMeter:
         """Count `record`'s drift; return the kinds of drift seen for the first time."""
         self.records += 1
         found: list[tuple[str, str]] = []
-        raw = getattr(record, "raw", None)
-        if type(raw) is bytes:  # the vendor's exact bytes (rawpages.RawRecord)
+        if type(record) is RawRecord:  # the vendor's exact bytes (and the splitter's fields)
             # Decoded strictly, it has no unknown field and no tolerant value, and its state is among
             # the fields the page splitter decoded; refused (or not JSON), it is decoded whole.
             try:
-                self._strict.decode(raw)
+                self._strict.decode(record.raw)
             except msgspec.DecodeError:
-                record = from_json(raw)
+                record = from_json(record.raw)
                 _walk_dict(record, self.schema, "", found)
         elif isinstance(record, BaseModel):
             _walk_model(record, self.schema, "", found)
         else:
             _walk_dict(record, self.schema, "", found)
-        state = self._unknown_state(record)
-        if state is not None:
-            found.append(("unknown_states", state))
+        if self.table is not None:
+            state = self._unknown_state(record)
+            if state is not None:
+                found.append(("unknown_states", state))
+        if not found:
+            return []
         new: list[Sighting] = []
         for kind, name in found:
             counts: Counter[str] = getattr(self.drift, kind)
@@ -257,4 +279,15 @@ def check_mode(value: Any) -> DriftMode:
     return value
 
 
-__all__ = ["DRIFT_MODES", "Drift", "DriftMeter", "DriftMode", "Sighting", "check_mode", "schema_of"]
+__all__ = [
+    "DRIFT_MODES",
+    "Drift",
+    "DriftMeter",
+    "DriftMode",
+    "Sighting",
+    "check_mode",
+    "field_drift",
+    "schema_of",
+    "state_fields",
+    "strict_decoder",
+]

@@ -9,7 +9,7 @@ on the same pages (see benchmarks/README.md). Pure module: no Airflow, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -20,40 +20,54 @@ from airflow_provider_fulfillment.errors import InvalidBody, MissingRecords
 _UNSET = msgspec.UNSET
 
 
-class RawRecord:
+class RawRecord(msgspec.Struct, gc=False, eq=False, repr_omit_defaults=True):
     """One record as the vendor's exact JSON bytes, plus the decoded fields paging and windows read.
 
     It reads as a read-only mapping of the decoded fields (`record["id"]`, `record.get(...)`,
     `"created_at" in record`), so identity and window code serve it like a dict; a field the
     vendor did not send is absent, an explicit null is `None`.
+
+    A struct the garbage collector does not track (it holds bytes and a struct of plain values,
+    so it can be in no cycle): an extraction makes one a record, and tracked, each page of them
+    held by the read-ahead pushed the collector into full passes over the whole Airflow heap.
     """
 
-    __slots__ = ("_decoded", "raw")
-
-    def __init__(self, raw: bytes, decoded: msgspec.Struct) -> None:
-        self.raw = raw
-        self._decoded = decoded
+    raw: bytes
+    decoded: Any
+    # (field, moment) of the last `moment` asked: the plan admits a record to its window part and
+    # the hook then trims it to the whole window, both on the same field.
+    last_moment: Any = None
 
     def __getitem__(self, name: str) -> Any:
-        value = getattr(self._decoded, name, _UNSET)
+        value = getattr(self.decoded, name, _UNSET)
         if value is _UNSET:
             raise KeyError(name)
         return value
 
     def get(self, name: str, default: Any = None) -> Any:
-        value = getattr(self._decoded, name, _UNSET)
+        value = getattr(self.decoded, name, _UNSET)
         return default if value is _UNSET else value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and getattr(self._decoded, name, _UNSET) is not _UNSET
+        return isinstance(name, str) and getattr(self.decoded, name, _UNSET) is not _UNSET
+
+    def moment(self, name: str, parse: Callable[[Any], Any]) -> Any:
+        """`parse(self.get(name))`, parsed once for two asks in a row on the same field."""
+        last = self.last_moment
+        if last is not None and last[0] == name:
+            return last[1]
+        value = getattr(self.decoded, name, _UNSET)
+        value = parse(None if value is _UNSET else value)
+        self.last_moment = (name, value)
+        return value
 
     @property
     def fields(self) -> dict[str, Any]:
         """The decoded fields the vendor sent."""
         return {
             name: value
-            for name in self._decoded.__struct_fields__
-            if (value := getattr(self._decoded, name)) is not _UNSET
+            for name in self.decoded.__struct_fields__
+            if (value := getattr(self.decoded, name)) is not _UNSET
         }
 
     def __repr__(self) -> str:
@@ -76,15 +90,20 @@ def _decoders(key: str, meta: tuple[str, ...], fields: tuple[str, ...]) -> tuple
     wanted fields (the identity required, the others optional, every other key skipped)."""
     optional = msgspec.UnsetType | None
     ident, *rest = fields
+    # Untracked by the garbage collector (gc=False): plain decoded values, never in a cycle.
     record = msgspec.defstruct(
-        "RecordFields", [(ident, Any)] + [(name, Any, _UNSET) for name in rest], forbid_unknown_fields=False
+        "RecordFields",
+        [(ident, Any)] + [(name, Any, _UNSET) for name in rest],
+        forbid_unknown_fields=False,
+        gc=False,
     )
     envelope = msgspec.defstruct(
         "PageFields",
         [(key, list[record] | optional, _UNSET)] + [(name, Any, None) for name in meta],  # type: ignore[valid-type]
         forbid_unknown_fields=False,
+        gc=False,
     )
-    slices = msgspec.defstruct("PageSlices", [(key, list[msgspec.Raw] | optional, _UNSET)])
+    slices = msgspec.defstruct("PageSlices", [(key, list[msgspec.Raw] | optional, _UNSET)], gc=False)
     return msgspec.json.Decoder(slices), msgspec.json.Decoder(envelope)
 
 

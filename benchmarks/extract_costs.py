@@ -21,13 +21,15 @@ from datetime import UTC, datetime
 
 from pydantic_core import from_json
 
-from airflow_provider_fulfillment.drift import DriftMeter, _strict_decoder, _walk_dict, schema_of
+from airflow_provider_fulfillment.drift import DriftMeter, field_drift, schema_of, strict_decoder
 from airflow_provider_fulfillment.hooks import get_hook
-from airflow_provider_fulfillment.hooks.dropstream import _PAGE_META, _RAW_FIELDS
 from airflow_provider_fulfillment.models.dropstream import DropStreamOrder
 from airflow_provider_fulfillment.rawpages import PageSplitter, RawRecord
 from airflow_provider_fulfillment.sandbox.testing import run_sandbox
 
+# What DropStreamHook's bytes parser decodes of an orders page (hooks/dropstream.py).
+PAGE_META = ("session_id", "page", "limit", "total_count", "total_pages", "max_total_reached")
+RAW_FIELDS = ("id", "created_at", "ordered_at", "fulfillment_state")
 EVERYTHING = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
 
 
@@ -61,8 +63,8 @@ def main() -> None:
         b'{"orders":[' + b",".join(r.raw for r in records[i : i + 1000]) + b'],"page":1}'
         for i in range(0, len(records), 1000)
     ]
-    splitter = PageSplitter("orders", _PAGE_META, _RAW_FIELDS["orders"])
-    strict = _strict_decoder(DropStreamOrder)
+    splitter = PageSplitter("orders", PAGE_META, RAW_FIELDS)
+    strict = strict_decoder(DropStreamOrder)
     schema = schema_of(DropStreamOrder)
     dicts = [from_json(r.raw) for r in records]
     lines = b"".join(r.raw + b"\n" for r in records)
@@ -88,7 +90,7 @@ def main() -> None:
         "split": lambda: drain(splitter.split(page) for page in pages),
         "drift: strict decode": lambda: drain(strict.decode(r.raw) for r in records),
         "drift: from_json (slow path)": lambda: drain(from_json(r.raw) for r in records),
-        "drift: _walk_dict (slow path)": lambda: drain(_walk_dict(d, schema, "", []) for d in dicts),
+        "drift: field_drift (slow path)": lambda: drain(field_drift(d, schema) for d in dicts),
         "drift: observe": observe_all,
         "sha256": lambda: hashlib.sha256(lines).digest(),
         "line buffer": buffer_lines,

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_fulfillment.drift import DriftMeter, _raw_state, _strict_decoder, check_mode
+from airflow_provider_fulfillment.drift import DriftMeter, _raw_state, check_mode, strict_decoder
 from airflow_provider_fulfillment.hooks import get_hook
 from airflow_provider_fulfillment.hooks.dcl import DclHook
 from airflow_provider_fulfillment.models.dcl import DclOrder, DclShippedItem
@@ -170,7 +170,7 @@ def _both_paths(meter_args: tuple, records: list, accepted: int) -> DriftMeter:
         slow_seen += slow.observe(record.decode() if type(record) is RawRecord else record)
     assert fast.drift == slow.drift and fast.records == slow.records == len(records)
     assert fast_seen == slow_seen
-    strict = _strict_decoder(meter_args[2])
+    strict = strict_decoder(meter_args[2])
     assert sum(type(r) is RawRecord and _decodes(strict, r.raw) for r in records) == accepted
     return fast
 

@@ -21,6 +21,7 @@ import httpx
 from airflow.sdk import BaseHook
 from pydantic_core import from_json
 
+from airflow_provider_fulfillment.drift import state_fields
 from airflow_provider_fulfillment.errors import (
     FulfillmentAPIError,
     FulfillmentError,
@@ -333,7 +334,10 @@ class FulfillmentHook(BaseHook):
         return {}
 
     def record_time(self, record: Any, field_name: str) -> datetime | None:
-        if type(record) is dict or type(record) is RawRecord:
+        kind = type(record)
+        if kind is RawRecord:
+            return record.moment(field_name, self.parse_time)
+        if kind is dict:
             return self.parse_time(record.get(field_name))
         return getattr(record, field_name, None)
 
@@ -713,9 +717,25 @@ def _shape(body: Any) -> str:
 
 
 def raw_bytes_page(
-    key: str, meta_keys: tuple[str, ...], fields: tuple[str, ...]
+    key: str,
+    meta_keys: tuple[str, ...],
+    fields: tuple[str, ...],
+    *,
+    declaration: VendorDeclaration,
+    resource: str,
 ) -> Callable[[httpx.Response], Page[RawRecord]]:
-    """A parser that keeps records as the vendor's bytes, decoding only `fields` (identity first)."""
+    """A parser that keeps records as the vendor's bytes, decoding only `fields` (identity first).
+
+    Refused when it is declared (a vendor hook builds its parsers with its class), not on the
+    first read: `fields` must hold what identifies a record (else exactly-once dedupes nothing)
+    and what the drift check reads its state from (else an unknown state passes unseen)."""
+    needed = (*declaration.identity_fields[resource], *state_fields(declaration.vendor, resource))
+    missing = [name for name in dict.fromkeys(needed) if name not in fields]
+    if missing:
+        raise TypeError(
+            f"{declaration.name} {resource}: a bytes page parser must decode {', '.join(missing)} "
+            "(identity and state fields), or records kept as bytes lose their identity or state"
+        )
     splitter = PageSplitter(key, meta_keys, fields)
 
     def parse(response: httpx.Response) -> Page[RawRecord]:

@@ -281,6 +281,8 @@ class DclHook(FulfillmentHook):
             "orders",
             ("error_code", "error_message"),
             ("order_number", "account_number", "id", *ORDER_WINDOW_FIELDS, "order_stage", "is_cancelled"),
+            declaration=vendors.DCL,
+            resource="orders",
         )
     )
     parse_time = staticmethod(parse_dcl_datetime)

@@ -52,6 +52,11 @@ _RAW_FIELDS = {
     "orders": ("id", "created_at", "ordered_at", "fulfillment_state"),
     "shipments": ("id", "created_at", "shipped_at", "state"),
 }
+# Declared once, so a parser missing an identity or state field fails at import, not mid-read.
+_BYTES_PAGES = {
+    resource: raw_bytes_page(resource, _PAGE_META, fields, declaration=vendors.DROPSTREAM, resource=resource)
+    for resource, fields in _RAW_FIELDS.items()
+}
 # Our default page size: the API's maximum, because round trips, not bytes, bound extraction time.
 DEFAULT_LIMIT = DROPSTREAM_MAX_LIMIT
 # `sort` takes any documented property (the docs: "specify them by name"); the models mirror the
@@ -167,7 +172,7 @@ class DropStreamHook(FulfillmentHook):
     @staticmethod
     def parse_page(resource: Resource, raw: bool | str = False):
         if raw == "bytes":
-            return raw_bytes_page(resource, _PAGE_META, _RAW_FIELDS[resource])
+            return _BYTES_PAGES[resource]
         if raw:
             return raw_page(resource, _PAGE_META)
         model = DropStreamOrderPage if resource == "orders" else DropStreamShipmentPage

@@ -85,7 +85,13 @@ class StreamHook(FulfillmentHook):
 
     parse_raw_page = staticmethod(raw_page("orders", ("meta",)))
     parse_raw_bytes_page = staticmethod(
-        raw_bytes_page("orders", ("meta",), ("id", "created_at", "date_delivered", "status"))
+        raw_bytes_page(
+            "orders",
+            ("meta",),
+            ("id", "created_at", "date_delivered", "status"),
+            declaration=vendors.STREAM,
+            resource="orders",
+        )
     )
     parse_time = staticmethod(parse_stream_datetime)
 

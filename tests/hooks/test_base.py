@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 
+from airflow_provider_fulfillment.drift import state_fields
+from airflow_provider_fulfillment.hooks.base import raw_bytes_page
 from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
+from airflow_provider_fulfillment.vendors import VENDORS
 from tests.fakes import BASE, FakeDropStream, Recorder, dropstream_order
 
 HOST = "http://ds.test/dropstream"
@@ -36,3 +40,34 @@ def test_a_head_waiting_for_its_retry_does_not_stop_the_pages_behind_it(set_conn
     # 3 after the 503's cut): the others did not wait behind the head.
     assert pages[0] == 1 and len(set(pages[1:retry_at])) > 5
     assert sorted(pages) == [1, *range(1, 26)]  # nothing read twice but the retried page
+
+
+# --------------------------------------------------------------------------- bytes parsers
+# A record kept as bytes carries only the fields its parser decoded: without its identity,
+# exactly-once dedupes nothing; without its state, the drift check sees no unknown state.
+
+
+@pytest.mark.parametrize(
+    ("declaration", "resource"),
+    [(declaration, resource) for declaration in VENDORS.values() for resource in declaration.resources],
+)
+def test_every_declared_vendor_s_bytes_parser_must_decode_identity_and_state(declaration, resource):
+    needed = (*declaration.identity_fields[resource], *state_fields(declaration.vendor, resource))
+    raw_bytes_page(resource, (), needed, declaration=declaration, resource=resource)  # enough
+
+    for left_out in dict.fromkeys(needed):
+        fields = tuple(name for name in needed if name != left_out) or ("something_else",)
+        with pytest.raises(TypeError) as refused:
+            raw_bytes_page(resource, (), fields, declaration=declaration, resource=resource)
+        assert str(refused.value) == (
+            f"{declaration.name} {resource}: a bytes page parser must decode {left_out} (identity and "
+            "state fields), or records kept as bytes lose their identity or state"
+        )
+
+
+def test_the_state_fields_are_the_ones_the_drift_meter_reads():
+    assert state_fields("dropstream", "orders") == ("fulfillment_state",)
+    assert state_fields("dropstream", "shipments") == ("state",)
+    assert state_fields("dcl", "orders") == ("order_stage", "is_cancelled")
+    assert state_fields("dcl", "shipments") == ()  # built from orders, no state table of its own
+    assert state_fields("stream", "orders") == ("status",)
