@@ -175,7 +175,9 @@ class PagedRead(Generic[R]):
         self.page_param = page_param
         self.seen = seen if seen is not None else set()
         self.on_cap = on_cap
-        self.on_drift: Callable[[], bool] | None = None
+        # Called with this reader (not a closure over it: a reader in its own callback's cell is a
+        # reference cycle, freed only by a full collection, and a finished part's id sets with it).
+        self.on_drift: Callable[[PagedRead[R]], bool] | None = None
         self.max_passes = max_passes
         self.passes = 0
         self.outstanding = 0
@@ -279,7 +281,7 @@ class PagedRead(Generic[R]):
         if self.server_size is not None and count >= self.server_size:
             self.confirmed_full = True
         if self._drifted(number, count, evidence):
-            if self.on_drift is not None and self.on_drift():
+            if self.on_drift is not None and self.on_drift(self):
                 self.stopped = True  # the plan reads this part again its own way (in halves)
             else:
                 self._new_pass()
@@ -665,14 +667,14 @@ class DropStreamPlan(Generic[R]):
         def over_cap() -> None:  # the part grew past the cap since it was sized: never truncate
             self.reading.children.append(self._session(part))
 
-        def drifted() -> bool:
+        def drifted(moved: PagedRead[R]) -> bool:
             """A part that moved while it was read is read again as two halves: under steady churn
             smaller parts finish between changes, where a whole part read again might never."""
             if part is None or part.duration <= MIN_SPLIT:
                 return False
-            halves = [self._pages(half, seen=reader.seen) for half in part.halves()]
+            halves = [self._pages(half, seen=moved.seen) for half in part.halves()]
             children = self.reading.children
-            at = children.index(reader) + 1 if reader in children else len(children)
+            at = children.index(moved) + 1 if moved in children else len(children)
             for offset, half in enumerate(halves):
                 children.insert(at + offset, half)
             self.parts += 1
