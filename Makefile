@@ -47,7 +47,7 @@ bench: $(STAMP)
 	@# The http provider is installed for the HttpOperator baseline only (pinned like the rest).
 	@$(VENV)/bin/uv pip install -q -p $(PY) -c constraints.txt apache-airflow-providers-http 2>/dev/null \
 		|| $(PY) -m pip install -q -c constraints.txt apache-airflow-providers-http
-	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) benchmarks/run.py --million $(BENCH_ARGS)
 
 # Ledger merge throughput on SQLite and PostgreSQL (a throwaway cluster): BENCH_LEDGER_ARGS="--orders 100000".
 # Opt-in (minutes): one extract task vs N mapped tasks on a real Airflow with the LocalExecutor.
