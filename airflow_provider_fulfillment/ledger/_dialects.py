@@ -11,14 +11,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 STAGE_CHUNK = 5_000
 READ_BATCH = 2_000
+# Rows a PostgreSQL merge takes at a time: the server merges one chunk while the client encodes
+# the next (a few chunks' COPY payloads in memory, ~15 MB each).
+MERGE_CHUNK = 25_000
+
+T = TypeVar("T")
 
 
 def utc(value: datetime) -> datetime:
@@ -34,6 +40,29 @@ def chunked(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[
         yield chunk
 
 
+def overlapped(chunks: Iterable[T], handle: Callable[[T], None]) -> None:
+    """`handle` each chunk in a worker thread while this thread prepares the next one.
+
+    The worker waits on the database with the GIL released, so the two overlap on two cores. The
+    chunks are made here, in the caller's thread (its iterator never changes thread). An error on
+    either side stops both once the worker's current chunk is done: the connection is never used
+    by two threads at once, and the caller's rollback comes after the worker's last statement.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-merge") as worker:
+        running: Future[None] | None = None
+        try:
+            for chunk in chunks:
+                if running is not None:
+                    running.result()
+                running = worker.submit(handle, chunk)
+            if running is not None:
+                running.result()
+        except BaseException:
+            if running is not None:
+                wait([running])
+            raise
+
+
 class Dialect:
     name: str
     ts: str
@@ -42,6 +71,8 @@ class Dialect:
     raw_json: str  # the raw vendor JSON's column type
     seq_column: str  # the staging table's row number column
     temp_table_options = ""  # what follows a temp table's name (PostgreSQL: ON COMMIT DROP)
+    # Rows per chunk of a merge in chunks (`Ledger._merge_in_chunks`); 0: stage every row, then merge once.
+    merge_chunk = 0
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -115,13 +146,28 @@ class Dialect:
         """Load rows into a staging table; `types` are the columns' SQL types ('ts', 'json', 'text', 'int')."""
         raise NotImplementedError
 
+    def encode_payloads(
+        self, kinds: Sequence[Sequence[str]], items: Iterable[Sequence[Sequence[Any]]]
+    ) -> tuple[list[Any], int]:
+        """Bulk-load payloads, one per element of `kinds`: each item is one row for each payload,
+        whose columns are of those kinds (as stored: 'ts', 'text', 'int', 'json', 'raw'); and the
+        item count."""
+        raise NotImplementedError
+
+    def load_payload(self, cursor: Any, table: str, columns: Sequence[str], payload: Any) -> None:
+        raise NotImplementedError
+
+    def unless_duplicate(self, cursor: Any, write: Callable[[], T]) -> T | None:
+        """`write()`, or None and nothing written when it met a key already stored."""
+        raise NotImplementedError
+
     def create_temp_table(self, cursor: Any, table: str, columns_sql: str) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
         cursor.execute(f"CREATE TEMP TABLE {table} ({columns_sql}){self.temp_table_options}")
 
-    def create_temp_table_as(self, cursor: Any, table: str, select: str) -> None:
+    def create_temp_table_as(self, cursor: Any, table: str, select: str, params: Sequence[Any] = ()) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        cursor.execute(f"CREATE TEMP TABLE {table}{self.temp_table_options} AS {select}")
+        cursor.execute(f"CREATE TEMP TABLE {table}{self.temp_table_options} AS {select}", tuple(params))
 
     def analyze(self, cursor: Any, table: str, columns: Sequence[str]) -> None:
         """Give the planner the staged row count (a fresh temp table has no statistics)."""
@@ -207,6 +253,12 @@ class SqliteDialect(Dialect):
 # Staged JSON travels as text: the server parses it once, into the stored column, and only for
 # the rows that are written (a rerun parses nothing).
 _PG_TYPES = {"ts": "timestamptz", "json": "text", "text": "text", "int": "int8"}
+# Columns as the tables store them (rows copied straight in): the raw JSON as sent, the rest parsed.
+_PG_STORED_TYPES = {"ts": "timestamptz", "text": "text", "int": "int8", "json": "jsonb", "raw": "json"}
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def prepare_sqlite(connection: Any) -> None:
@@ -234,6 +286,8 @@ class PostgresDialect(Dialect):
         self._open = open_connection
         # PostgresHook hands out psycopg 3 where it is installed (with SQLAlchemy 2), else psycopg2.
         self.psycopg3 = type(connection).__module__.split(".")[0] == "psycopg"
+        self.merge_chunk = MERGE_CHUNK if self.psycopg3 else 0
+        self._encoder: Any = None
         self._prepare(connection)
 
     @staticmethod
@@ -312,6 +366,56 @@ class PostgresDialect(Dialect):
                 write_row(row)
                 count += 1
         return count
+
+    def encode_payloads(
+        self, kinds: Sequence[Sequence[str]], items: Iterable[Sequence[Sequence[Any]]]
+    ) -> tuple[list[Any], int]:
+        # Binary COPY data made without the server (psycopg's documented FileWriter), through a
+        # cursor of its own that never executes: its adapters are not the ones the merge uses.
+        # JSON arrives as text and goes as it is (the server parses it once, on COPY).
+        from psycopg.copy import Copy, FileWriter
+        from psycopg.types.json import set_json_dumps
+
+        if self._encoder is None:
+            self._encoder = self.connection.cursor()
+            set_json_dumps(_as_is, context=self._encoder)
+        buffers = [io.BytesIO() for _ in kinds]
+        count = 0
+        with ExitStack() as stack:
+            copies = [
+                stack.enter_context(Copy(self._encoder, binary=True, writer=FileWriter(buffer)))
+                for buffer in buffers
+            ]
+            for copy, payload_kinds in zip(copies, kinds, strict=True):
+                copy.set_types([_PG_STORED_TYPES[kind] for kind in payload_kinds])
+            writers = [copy.write_row for copy in copies]
+            for item in items:
+                for write_row, row in zip(writers, item, strict=True):
+                    write_row(row)
+                count += 1
+        return [buffer.getbuffer() for buffer in buffers], count
+
+    def load_payload(self, cursor: Any, table: str, columns: Sequence[str], payload: Any) -> None:
+        from psycopg.copy import LibpqWriter
+
+        # Handed to libpq whole, then one wait for the server: each wait for a flush would be a
+        # wait for the GIL too, which the thread encoding the next chunk holds.
+        writer = LibpqWriter(cursor, flush_threshold=len(payload) + 1)
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+        with cursor.copy(statement, writer=writer) as copy:
+            copy.write(payload)
+
+    def unless_duplicate(self, cursor: Any, write: Callable[[], T]) -> T | None:
+        from psycopg.errors import UniqueViolation
+
+        cursor.execute("SAVEPOINT fulfillment_unless_duplicate")
+        try:
+            written: T | None = write()
+        except UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT fulfillment_unless_duplicate")
+            written = None
+        cursor.execute("RELEASE SAVEPOINT fulfillment_unless_duplicate")
+        return written
 
     @staticmethod
     def _stage_csv(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

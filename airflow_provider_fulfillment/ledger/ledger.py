@@ -3,7 +3,8 @@
 Reached through an Airflow connection and common.sql (SQLite or PostgreSQL), created and migrated
 on first use. Every write call is one transaction (or part of the caller's `Ledger.transaction()`):
 a crash mid-call leaves the ledger as it was.
-Merging is set-wise SQL over a staging table (PostgreSQL fills it with COPY), never row by row.
+Merging is set-wise SQL over a staging table, never row by row; PostgreSQL merges in chunks while
+the client encodes the next one, copying chunks of new records straight in.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain, islice
 from typing import Any, Literal, NamedTuple
 
 from pydantic_core import to_json
@@ -25,6 +27,7 @@ from airflow_provider_fulfillment.ledger._dialects import (
     PostgresDialect,
     SqliteDialect,
     chunked,
+    overlapped,
     utc,
 )
 from airflow_provider_fulfillment.models.common import LineItem, Order, Shipment
@@ -281,8 +284,21 @@ def _check_accounts(accounts: Iterable[str]) -> None:
         record_key(account, "")
 
 
+@dataclass
+class _ChunkedMerge:
+    """A merge in chunks in progress (`Ledger._merge_in_chunks`)."""
+
+    rows: int = 0
+    result: MergeResult = MergeResult()
+    # The subtransactions that copied chunks of new records straight in (their rows' xmin).
+    copied_in: list[str] = field(default_factory=list)
+    staged: int = 0  # rows in the staging table, from the first chunk that could not be copied in
+
+
 _STAGE = "fulfillment_stage"
 _RANKED = "fulfillment_stage_ranked"
+_BACK = "fulfillment_stage_back"  # records copied in whose record the staged rows have too
+_COPIED = "fulfillment_stage_copied"  # a chunk encoded to be copied in, staged after all
 
 
 def _json_text(value: Any) -> str | None:
@@ -460,21 +476,252 @@ class Ledger:
         shape = _StagedShape()
         staged = self._stage_rows(kind, rows, observed, conn_id, account, shape)
         with dialect.transaction() as cursor:
-            column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
-            dialect.create_temp_table(cursor, _STAGE, f"{column_types}, {dialect.seq_column}")
-            kinds = [self._column_kind(table, name) for name in table.columns]
-            count = dialect.stage(cursor, _STAGE, (*table.columns, "seq"), (*kinds, "int"), staged)
-            self._step("staged")
-            _check_accounts(shape.accounts)
+            merge = self._merge_in_chunks if dialect.merge_chunk else self._merge_at_once
+            count, result = merge(cursor, kind, table, run, shape, staged)
             if count == 0:
-                cursor.execute(f"DROP TABLE {_STAGE}")
                 return MergeResult()
-            result = self._merge_staged(cursor, kind, table, run, shape, count)
-            cursor.execute(f"DROP TABLE {_RANKED}")
-            cursor.execute(f"DROP TABLE {_STAGE}")
             self._step("merged")
         log.info("Ledger merge of %d %ss: %s", count, kind, result.as_dict())
         return result
+
+    def _merge_at_once(
+        self,
+        cursor: Any,
+        kind: str,
+        table: _Table,
+        run: RunRef,
+        shape: _StagedShape,
+        staged: Iterator[tuple[Any, ...]],
+    ) -> tuple[int, MergeResult]:
+        """Stage every row, then merge them in one go (SQLite; PostgreSQL through psycopg2)."""
+        dialect = self.dialect
+        column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
+        dialect.create_temp_table(cursor, _STAGE, f"{column_types}, {dialect.seq_column}")
+        kinds = [self._column_kind(table, name) for name in table.columns]
+        count = dialect.stage(cursor, _STAGE, (*table.columns, "seq"), (*kinds, "int"), staged)
+        self._step("staged")
+        _check_accounts(shape.accounts)
+        result = MergeResult()
+        if count:
+            dialect.lock_for_merge(cursor, table.name)
+            result = self._merge_staged(cursor, kind, table, run, shape, _STAGE, count)
+        cursor.execute(f"DROP TABLE {_STAGE}")
+        return count, result
+
+    def _merge_in_chunks(
+        self,
+        cursor: Any,
+        kind: str,
+        table: _Table,
+        run: RunRef,
+        shape: _StagedShape,
+        staged: Iterator[tuple[Any, ...]],
+    ) -> tuple[int, MergeResult]:
+        """Merge chunk by chunk, the server writing one while the client encodes the next.
+
+        While every chunk holds only new records, each once, it is copied straight into the table
+        with its first state changes (no staging, no rank), in a subtransaction: a record already
+        stored, a second copy or a state change already recorded fails it, and it is undone. From
+        that chunk on, the rows are staged and merged at once, with the copied-in versions of
+        their records taken back first (`_take_back`): exactly what one merge of every row gives.
+        """
+        dialect = self.dialect
+        record_columns = (*table.columns, "first_seen_at")
+        # As stored: the raw JSON as sent ("raw"), the normalized JSON parsed ("json"). Staged:
+        # the normalized JSON as text, parsed only for the rows written.
+        record_kinds = (
+            *("raw" if name == "raw" else self._column_kind(table, name) for name in table.columns),
+            "ts",
+        )
+        change_kinds = tuple("ts" if name.endswith("_at") else "text" for name in _STATE_CHANGE_COLUMNS)
+        stage_kinds = (
+            *(
+                "raw" if name == "raw" else "ts" if name in table.timestamps else "text"
+                for name in table.columns
+            ),
+            "int",
+        )
+        merging = _ChunkedMerge()
+        dialect.lock_for_merge(cursor, table.name)
+
+        def chunks() -> Iterator[tuple[list[Any], int, tuple[Any, ...] | None]]:
+            while True:
+                batch = islice(staged, dialect.merge_chunk)
+                if merging.staged:  # staging began (the worker's chunk before the last one)
+                    payloads, rows = dialect.encode_payloads((stage_kinds,), ((row,) for row in batch))
+                    first = None
+                else:
+                    if (first := next(batch, None)) is None:
+                        return
+                    pairs = self._records_and_first_sightings(kind, table, run, chain((first,), batch))
+                    payloads, rows = dialect.encode_payloads((record_kinds, change_kinds), pairs)
+                if not rows:
+                    return
+                _check_accounts(shape.accounts)  # before the worker writes the chunk
+                yield payloads, rows, first
+
+        def merge_chunk(chunk: tuple[list[Any], int, tuple[Any, ...] | None]) -> None:
+            payloads, rows, first = chunk
+            position, merging.rows = merging.rows, merging.rows + rows
+            if first is not None and not merging.staged:
+                copied_in = dialect.unless_duplicate(
+                    cursor, lambda: self._copy_in(cursor, table, record_columns, *payloads, first)
+                )
+                if copied_in is not None:
+                    merging.copied_in.append(copied_in)
+                    merging.result += MergeResult(inserted=rows, state_changes=rows)
+                    return
+            if not merging.staged:
+                column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
+                dialect.create_temp_table(cursor, _STAGE, f"{column_types}, {dialect.seq_column}")
+            if first is None:
+                dialect.load_payload(cursor, _STAGE, (*table.columns, "seq"), payloads[0])
+            else:  # encoded to be copied in: staged through a table of the stored types
+                column_types = ", ".join(
+                    f"{name} {self._stored_type(table, name)}" for name in record_columns
+                )
+                dialect.create_temp_table(
+                    cursor, _COPIED, f"{column_types}, seq BIGINT GENERATED ALWAYS AS IDENTITY"
+                )
+                dialect.load_payload(cursor, _COPIED, record_columns, payloads[0])
+                self._restage(cursor, table, _COPIED, f"seq - 1 + {int(position)}")
+                cursor.execute(f"DROP TABLE {_COPIED}")
+            merging.staged += rows
+            self._step("staged")
+
+        overlapped(chunks(), merge_chunk)
+        result = merging.result
+        if merging.staged:
+            taken_back, moved = self._take_back(cursor, kind, table, merging.copied_in)
+            result += self._merge_staged(cursor, kind, table, run, shape, _STAGE, merging.staged + moved)
+            result += taken_back
+            cursor.execute(f"DROP TABLE {_STAGE}")
+        return merging.rows, result
+
+    def _restage(self, cursor: Any, table: _Table, source: str, seq: str) -> int:
+        """Stage rows of the stored types (`source`) as the staging table has them; how many."""
+        values = ", ".join(
+            f"CAST({name} AS TEXT)" if name in table.json_columns and name != "raw" else name
+            for name in table.columns
+        )
+        cursor.execute(
+            f"INSERT INTO {_STAGE} ({', '.join(table.columns)}, seq) SELECT {values}, {seq} FROM {source}"
+        )
+        return max(cursor.rowcount, 0)
+
+    @staticmethod
+    def _records_and_first_sightings(
+        kind: str, table: _Table, run: RunRef, staged: Iterable[tuple[Any, ...]]
+    ) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+        """Each staged row as its stored record (first seen now) and its first state change."""
+        at = {name: i for i, name in enumerate(table.columns)}
+        vendor, record_id, account, status, raw_status, since, observed = (
+            at[name]
+            for name in (
+                "vendor",
+                table.key,
+                "account",
+                "status",
+                "raw_status",
+                "status_since",
+                "observed_at",
+            )
+        )
+        modified = at.get("modified_at")
+        for row in staged:
+            seen = row[observed]
+            changed = row[since] or (row[modified] if modified is not None else None) or seen
+            yield (
+                (*row[:-1], seen),  # the staged row is followed by its sequence number
+                (
+                    row[vendor],
+                    kind,
+                    record_key(row[account], row[record_id]),
+                    row[account],
+                    row[status],
+                    row[raw_status],
+                    None,
+                    seen,
+                    changed,
+                    run.dag_id,
+                    run.run_id,
+                ),
+            )
+
+    def _copy_in(
+        self,
+        cursor: Any,
+        table: _Table,
+        columns: Sequence[str],
+        records: Any,
+        changes: Any,
+        first: Sequence[Any],
+    ) -> str:
+        """Copy a chunk of new records and their first state changes straight in; the
+        subtransaction's id, read off the chunk's first record."""
+        dialect = self.dialect
+        dialect.load_payload(cursor, table.name, columns, records)
+        self._step("staged")
+        dialect.load_payload(cursor, schema.STATE_CHANGES, _STATE_CHANGE_COLUMNS, changes)
+        self._step("state_changes")
+        cursor.execute(
+            dialect.sql(
+                f"SELECT CAST(xmin AS TEXT) FROM {table.name} WHERE vendor = ? AND account = ? AND {table.key} = ?"
+            ),
+            (first[0], first[1], first[2]),
+        )
+        return str(cursor.fetchone()[0])
+
+    def _take_back(
+        self, cursor: Any, kind: str, table: _Table, copied_in: Sequence[str]
+    ) -> tuple[MergeResult, int]:
+        """Move the copied-in records that the staged rows have too (or whose first state change
+        has the key a staged row's may have: "A/5" of no account, "5" of account "A") into the
+        staging table, as their earliest copies, and take back what copying them in wrote and
+        counted: those records were new, so the ledger is as it was for them, and the merge of
+        the staged rows ranks each record once, over all of its copies."""
+        if not copied_in:
+            return MergeResult(), 0
+        dialect, key = self.dialect, table.key
+
+        def record_id(alias: str) -> str:
+            return schema.record_key_sql(f"{alias}.account", f"{alias}.{key}")
+
+        dialect.analyze(cursor, _STAGE, ("vendor", "account", key))
+        dialect.create_temp_table_as(
+            cursor,
+            _BACK,
+            dialect.sql(
+                f"""SELECT {", ".join(f"t.{name}" for name in (*table.columns, "first_seen_at"))}
+                FROM {table.name} t
+                WHERE CAST(t.xmin AS TEXT) = ANY(?) AND (
+                    EXISTS (SELECT 1 FROM {_STAGE} s
+                        WHERE s.vendor = t.vendor AND s.account = t.account AND s.{key} = t.{key})
+                    OR EXISTS (SELECT 1 FROM {_STAGE} s
+                        WHERE s.vendor = t.vendor AND s.status = t.status AND s.raw_status = t.raw_status
+                            AND s.observed_at = t.observed_at
+                            AND {record_id("s")} = {record_id("t")}))"""
+            ),
+            (list(copied_in),),
+        )
+        cursor.execute(
+            dialect.sql(
+                f"""DELETE FROM {schema.STATE_CHANGES} c USING {_BACK} b
+                WHERE c.vendor = b.vendor AND c.resource = ?
+                    AND c.record_id = {record_id("b")}
+                    AND c.account = b.account AND c.status = b.status AND c.raw_status = b.raw_status
+                    AND c.observed_at = b.observed_at AND CAST(c.xmin AS TEXT) = ANY(?)"""
+            ),
+            (kind, list(copied_in)),
+        )
+        taken = max(cursor.rowcount, 0)
+        cursor.execute(
+            f"""DELETE FROM {table.name} t USING {_BACK} b
+            WHERE t.vendor = b.vendor AND t.account = b.account AND t.{key} = b.{key}"""
+        )
+        moved = self._restage(cursor, table, _BACK, "-1")  # before every staged row
+        cursor.execute(f"DROP TABLE {_BACK}")
+        return MergeResult(inserted=-moved, state_changes=-taken), moved
 
     @staticmethod
     def _column_kind(table: _Table, name: str) -> str:
@@ -490,6 +737,13 @@ class Ledger:
         if name == "raw":
             return self.dialect.raw_json
         return self.dialect.ts if self._column_kind(table, name) == "ts" else "TEXT"
+
+    def _stored_type(self, table: _Table, name: str) -> str:
+        """A column's type as the table stores it (the staging table of a merge in chunks)."""
+        if name == "raw":
+            return self.dialect.raw_json
+        kind = "ts" if name == "first_seen_at" else self._column_kind(table, name)
+        return {"ts": self.dialect.ts, "json": self.dialect.json}.get(kind, "TEXT")
 
     def _stage_rows(
         self,
@@ -567,18 +821,17 @@ class Ledger:
                 )
 
     def _merge_staged(
-        self, cursor: Any, kind: str, table: _Table, run: RunRef, shape: _StagedShape, staged: int
+        self, cursor: Any, kind: str, table: _Table, run: RunRef, shape: _StagedShape, stage: str, staged: int
     ) -> MergeResult:
         """Rank the staged rows, count, then write: state changes, new records, newer versions.
 
-        Writers of the table are kept out until commit (PostgreSQL: a table lock; SQLite: the
+        Writers of the table are kept out until commit (the caller's `lock_for_merge`; SQLite: the
         write lock taken at BEGIN), so the records found missing are still missing when inserted:
         new records are plain inserts, in key order, with no conflict check per row.
         """
         dialect = self.dialect
         key = table.key
-        dialect.lock_for_merge(cursor, table.name)
-        dialect.analyze(cursor, _STAGE, ("vendor", "account", key, "seq"))
+        dialect.analyze(cursor, stage, ("vendor", "account", key, "seq"))
         # Narrow: each staged row's rank among its record's copies in this call, beside the stored
         # version; the wide columns (raw JSON) stay in the staging table until they are written.
         dialect.create_temp_table_as(
@@ -594,7 +847,7 @@ class Ledger:
                 CASE WHEN s.observed_at > t.observed_at THEN 1 ELSE 0 END AS observed_later,
                 CASE WHEN s.status <> t.status OR s.raw_status <> t.raw_status THEN 1 ELSE 0 END
                     AS status_moved
-            FROM {_STAGE} s
+            FROM {stage} s
             LEFT JOIN {table.name} t
                 ON t.vendor = s.vendor AND t.account = s.account AND t.{key} = s.{key}
             WINDOW w AS (
@@ -618,18 +871,20 @@ class Ledger:
         # A newer version saying nothing new (a record without a vendor version, read again) is
         # unchanged, though it is still written: its version moves on. Compared here, on the newer
         # rows only: in the rank, the wide columns would travel through its sort.
-        same = self._newer_but_same(cursor, table) if newer else 0
+        same = self._newer_but_same(cursor, table, stage) if newer else 0
         updated, unchanged = newer - same, unchanged + same
-        state_changes = self._write_state_changes(cursor, kind, table, run, shape, all_new=inserted == staged)
+        state_changes = self._write_state_changes(
+            cursor, kind, table, run, shape, stage, all_new=inserted == staged
+        )
         self._step("state_changes")
         columns = table.columns
         values = ", ".join(self._staged_value(table, name) for name in columns)
         if inserted == staged:
             # Every staged row is a record the ledger has not seen (a first load): no join back.
-            source, where = f"{_STAGE} s", ""
+            source, where = f"{stage} s", ""
         else:
             source, where = (
-                f"{_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq",
+                f"{_RANKED} r JOIN {stage} s ON s.seq = r.seq",
                 " WHERE r.rn = 1 AND r.existed = 0",
             )
         if inserted:
@@ -645,15 +900,16 @@ class Ledger:
         )
         cursor.execute(
             f"""UPDATE {table.name} SET {assignments}
-            FROM {_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq
+            FROM {_RANKED} r JOIN {stage} s ON s.seq = r.seq
             WHERE r.rn = 1 AND r.existed = 1
                 AND (r.version_at > r.old_version OR (r.version_at = r.old_version AND r.observed_later = 1))
                 AND {table.name}.vendor = s.vendor AND {table.name}.account = s.account
                 AND {table.name}.{key} = s.{key}"""
         )
+        cursor.execute(f"DROP TABLE {_RANKED}")
         return MergeResult(inserted, updated, unchanged, stale, state_changes)
 
-    def _newer_but_same(self, cursor: Any, table: _Table) -> int:
+    def _newer_but_same(self, cursor: Any, table: _Table, stage: str) -> int:
         """How many newer versions say nothing the stored record does not (every column but the
         version, the observation time and the connection)."""
         differs = self.dialect.differs
@@ -665,7 +921,7 @@ class Ledger:
         key = table.key
         cursor.execute(
             f"""SELECT COUNT(*) FROM {_RANKED} r
-            JOIN {_STAGE} s ON s.seq = r.seq
+            JOIN {stage} s ON s.seq = r.seq
             JOIN {table.name} t ON t.vendor = s.vendor AND t.account = s.account AND t.{key} = s.{key}
             WHERE r.rn = 1 AND r.existed = 1 AND r.version_at > r.old_version AND NOT ({content})"""
         )
@@ -677,7 +933,15 @@ class Ledger:
         return self.dialect.json_from_text(f"s.{name}")
 
     def _write_state_changes(
-        self, cursor: Any, kind: str, table: _Table, run: RunRef, shape: _StagedShape, *, all_new: bool
+        self,
+        cursor: Any,
+        kind: str,
+        table: _Table,
+        run: RunRef,
+        shape: _StagedShape,
+        stage: str,
+        *,
+        all_new: bool,
     ) -> int:
         """A first sighting, or a newer version in another state: one row, written once.
 
@@ -703,9 +967,9 @@ class Ledger:
         changed_at = "s.status_since, s.modified_at" if kind == "order" else "s.status_since"
         record_id = schema.record_key_sql("s.account", f"s.{key}")
         source = (
-            f"{_STAGE} s"  # every staged row is a first sighting
+            f"{stage} s"  # every staged row is a first sighting
             if all_new
-            else f"""{_RANKED} r JOIN {_STAGE} s ON s.seq = r.seq
+            else f"""{_RANKED} r JOIN {stage} s ON s.seq = r.seq
                 WHERE r.rn = 1 AND (r.existed = 0 OR (r.version_at > r.old_version AND r.status_moved = 1))"""
         )
         cursor.execute(

@@ -496,3 +496,149 @@ def test_a_dropstream_shipment_notified_or_archived_is_no_longer_open(ledger):
         observed_at=T0 + timedelta(days=1),
     )
     assert sorted(ledger.open_record_ids("dropstream", "shipments", "c")) == ["s2", "s3"]
+
+
+# ------------------------------------------------------------------ merges in chunks (PostgreSQL)
+
+
+@pytest.fixture(params=[None, 1, 2, 3])
+def chunk(request, ledger):
+    """Rows per chunk of a pipelined merge (PostgreSQL through psycopg 3); None: as configured."""
+    if request.param is not None:
+        if not ledger.dialect.merge_chunk:
+            pytest.skip("this dialect stages every row, then merges once")
+        ledger.dialect.merge_chunk = request.param
+    return request.param
+
+
+def stored_orders(ledger: Ledger) -> list[tuple]:
+    ts = ledger.dialect.ts_value
+    rows = rows_of(
+        ledger,
+        "SELECT order_id, account, status, raw_status, CAST(raw AS TEXT), version_at, observed_at, "
+        "first_seen_at FROM fulfillment_orders ORDER BY order_id, account",
+    )
+    return [(*row[:5], ts(row[5]), ts(row[6]), ts(row[7])) for row in rows]
+
+
+def test_copies_of_a_record_across_chunks_rank_as_in_one_merge(ledger, chunk):
+    t1, t2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    rows = [
+        LedgerRow(order("1"), '{"v":"1"}', observed_at=T0),
+        LedgerRow(order("2"), '{"v":"2a"}', observed_at=T0),
+        LedgerRow(order("2", "processing", "processing", since=t1), '{"v":"2b"}', observed_at=t2),
+        LedgerRow(order("3"), '{"v":"3"}', observed_at=T0),
+        LedgerRow(order("1"), '{"v":"1"}', observed_at=T0),  # the same copy again
+        LedgerRow(order("4"), '{"v":"4"}', observed_at=T0),
+        LedgerRow(order("3", since=T0 - timedelta(hours=1)), '{"v":"3-old"}', observed_at=t2),
+    ]
+    result = ledger.merge("orders", rows, run=RUN, observed_at=t2)
+    assert result == MergeResult(inserted=4, unchanged=1, stale=2, state_changes=4)
+    assert stored_orders(ledger) == [
+        ("1", "", "pending", "new", '{"v":"1"}', T0, T0, T0),
+        # The newest copy, first seen when it was read (the older copy is not what was stored).
+        ("2", "", "processing", "processing", '{"v":"2b"}', t1, t2, t2),
+        ("3", "", "pending", "new", '{"v":"3"}', T0, T0, T0),
+        ("4", "", "pending", "new", '{"v":"4"}', T0, T0, T0),
+    ]
+    assert changes(ledger) == [
+        ("1", None, "pending", "new", T0, T0),
+        ("3", None, "pending", "new", T0, T0),
+        ("4", None, "pending", "new", T0, T0),
+        ("2", None, "processing", "processing", t2, t1),
+    ]
+    # Merged again, in chunks or not, nothing moves: each copy is a copy of the stored version or older.
+    assert ledger.merge("orders", rows, run=RUN, observed_at=t2) == MergeResult(unchanged=5, stale=2)
+
+
+def test_within_a_chunk_ties_become_stale_when_a_later_chunk_has_a_newer_copy(ledger, chunk):
+    t1 = T0 + timedelta(hours=1)
+    rows = [
+        order("x"),
+        order("x"),
+        order("y"),
+        order("x", "processing", "processing", since=t1),
+        order("z"),
+    ]
+    assert ledger.merge("orders", rows, observed_at=t1) == MergeResult(inserted=3, stale=2, state_changes=3)
+    assert order_states(ledger) == {
+        "x": ("processing", "processing"),
+        "y": ("pending", "new"),
+        "z": ("pending", "new"),
+    }
+    assert changes(ledger) == [
+        ("x", None, "processing", "processing", t1, t1),
+        ("y", None, "pending", "new", t1, T0),
+        ("z", None, "pending", "new", t1, T0),
+    ]
+
+
+def test_the_later_of_two_copies_of_one_version_wins_across_chunks(ledger, chunk):
+    rows = [LedgerRow(order("7"), '{"copy":1}'), LedgerRow(order("7", "error", "error"), '{"copy":2}')]
+    assert ledger.merge("orders", rows, observed_at=T0) == MergeResult(
+        inserted=1, unchanged=1, state_changes=1
+    )
+    assert stored_orders(ledger) == [("7", "", "error", "error", '{"copy":2}', T0, T0, T0)]
+    assert changes(ledger) == [("7", None, "error", "error", T0, T0)]
+
+
+def test_stored_records_among_new_ones_are_counted_against_their_stored_version(ledger, chunk):
+    t1, t3, t4 = (T0 + timedelta(hours=n) for n in (1, 3, 4))
+    ledger.merge("orders", [order("1", "shipped", "shipped", since=t3), order("5")], observed_at=t3)
+    rows = [
+        order("2"),
+        order("1", "queued", "pending", since=t1),  # older than stored: stale
+        order("3"),
+        order("1", "processing", "processing", since=t1),  # the same older version: unchanged
+        order("5", "processing", "processing", since=t1),  # newer: updated, a state change
+        order("2"),
+    ]
+    assert ledger.merge("orders", rows, observed_at=t4) == MergeResult(
+        inserted=2, updated=1, unchanged=2, stale=1, state_changes=3
+    )
+    assert order_states(ledger) == {
+        "1": ("shipped", "shipped"),
+        "2": ("pending", "new"),
+        "3": ("pending", "new"),
+        "5": ("processing", "processing"),
+    }
+    assert changes(ledger) == [
+        ("1", None, "shipped", "shipped", t3, t3),
+        ("5", None, "pending", "new", t3, T0),
+        ("2", None, "pending", "new", t4, T0),
+        ("3", None, "pending", "new", t4, T0),
+        ("5", "pending", "processing", "processing", t4, t1),
+    ]
+
+
+def test_record_ids_shared_by_two_accounts_in_two_chunks_share_the_state_change_key(ledger, chunk):
+    """Order "A/5" without an account and order "5" of account "A": one record_id, "A/5"."""
+    rows = [LedgerRow(order("A/5")), LedgerRow(order("6")), LedgerRow(order("5"), account="A")]
+    assert ledger.merge("orders", rows, observed_at=T0) == MergeResult(inserted=3, state_changes=2)
+    # As one merge writes it: the first in key order ("5" before "A/5").
+    assert sorted((c.record_id, c.account) for c in ledger.state_changes()) == [("6", ""), ("A/5", "A")]
+
+
+@pytest.mark.parametrize("step", ["staged", "ranked", "state_changes", "merged"])
+def test_a_crash_mid_merge_in_chunks_leaves_the_ledger_as_it_was(ledger, monkeypatch, step):
+    if not ledger.dialect.merge_chunk:
+        pytest.skip("this dialect stages every row, then merges once")
+    ledger.dialect.merge_chunk = 1
+    ledger.merge("orders", [order("1")], observed_at=T0)
+    before = (ledger.counts(), order_states(ledger), changes(ledger))
+    later = T0 + timedelta(hours=1)
+    rows = [order("2"), order("3"), order("2", "shipped", "shipped", since=later), order("1")]
+    seen: list[str] = []
+
+    def crash(name: str) -> None:
+        if name == step and "state_changes" in seen:  # once the first chunk is written
+            raise Crash(name)
+        seen.append(name)
+
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        patch.setattr(ledger, "_step", crash)
+        ledger.merge("orders", rows, observed_at=later)
+    assert (ledger.counts(), order_states(ledger), changes(ledger)) == before
+    assert ledger.merge("orders", rows, observed_at=later) == MergeResult(
+        inserted=2, unchanged=1, stale=1, state_changes=2
+    )
