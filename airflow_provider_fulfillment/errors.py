@@ -383,7 +383,7 @@ ERROR_TABLE: tuple[Rule, ...] = (
         "status",
         frozenset({401}),
         FulfillmentAuthError,
-        "the token was renewed once and still refused: check the connection's credentials",
+        "the token was renewed and still refused: check the connection's credentials",
         _auth("renewable_token"),
     ),
     Rule(

@@ -173,8 +173,16 @@ def forget_tokens() -> None:
         _token_cells.clear()
 
 
+# A 401 renews the token; the renewed one may be refused too without being wrong: it expired or
+# was revoked before this request reached the server (another worker of the same login signing
+# in, a token dying after N uses while many requests are in flight). So a request renews up to
+# this many times; a token refused that often is wrong, and the error says so.
+MAX_RENEWALS = 3
+
+
 class BearerTokenAuth(httpx.Auth):
-    """Bearer auth whose token comes from a vendor's sign-in endpoint, cached and renewed once on 401.
+    """Bearer auth whose token comes from a vendor's sign-in endpoint, cached and renewed on 401
+    (up to `MAX_RENEWALS` times a request).
 
     `shared_by` (conn id, sign-in URL, login) makes every hook of one connection in this process
     share one token, and renew it one at a time (single-flight): threads through a lock, coroutines
@@ -227,23 +235,23 @@ class BearerTokenAuth(httpx.Auth):
             flow.close()
 
     def _flow(self, request: httpx.Request):
+        refused: str | None = None
         token = self._token
-        if token is None:
-            with self._cell.renewal:
-                token = yield from self._renewed(None)
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code == 401 and self.renewable:
-            with self._cell.renewal:
-                token = yield from self._renewed(token)
+        for renewals in range(MAX_RENEWALS + 1):
+            if token is None or token == refused:
+                with self._cell.renewal:
+                    token = yield from self._renewed(refused)
             request.headers["Authorization"] = f"Bearer {token}"
-            yield request
+            response = yield request
+            if response.status_code != 401 or not self.renewable or renewals == MAX_RENEWALS:
+                return
+            refused = token
 
     async def async_auth_flow(self, request: httpx.Request):
         """The async client's flow: the same single-flight renewal, waited for without blocking."""
         refused: str | None = None
         token = self._token
-        while True:
+        for renewals in range(MAX_RENEWALS + 1):
             if token is None or token == refused:
                 async with self._renewing():
                     renewal = self._renewed(refused)
@@ -257,7 +265,7 @@ class BearerTokenAuth(httpx.Auth):
                         token = finished.value
             request.headers["Authorization"] = f"Bearer {token}"
             response = yield request
-            if response.status_code != 401 or not self.renewable or refused is not None:
+            if response.status_code != 401 or not self.renewable or renewals == MAX_RENEWALS:
                 return
             refused = token
 

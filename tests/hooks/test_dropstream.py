@@ -8,7 +8,12 @@ import pytest
 
 from airflow_provider_fulfillment.hooks.base import RecordNotFound
 from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
-from airflow_provider_fulfillment.http import FulfillmentAPIError, FulfillmentAuthError, FulfillmentError
+from airflow_provider_fulfillment.http import (
+    MAX_RENEWALS,
+    FulfillmentAPIError,
+    FulfillmentAuthError,
+    FulfillmentError,
+)
 from tests.fakes import BASE, FakeDropStream, Recorder, dropstream_order, json_response
 
 HOST = "http://ds.test/dropstream"
@@ -169,14 +174,27 @@ def test_401_renews_the_token_once_then_succeeds(make_hook):
     assert fake.token_requests == 2
 
 
-def test_401_twice_fails_clearly_naming_the_connection(make_hook):
+def test_a_token_refused_after_every_renewal_fails_clearly_naming_the_connection(make_hook):
     hook, fake, rec = make_hook()
     fake.issue_token = lambda: "never-valid"
     with pytest.raises(FulfillmentAuthError) as caught:
         list(hook.iter_orders())
     message = str(caught.value)
-    assert "connection 'ds'" in message and "HTTP 401" in message and "renewed once" in message
-    assert fake.token_requests == 2
+    assert "connection 'ds'" in message and "HTTP 401" in message and "renewed and still refused" in message
+    assert fake.token_requests == 1 + MAX_RENEWALS  # the first sign-in, then each renewal
+
+
+def test_a_renewed_token_revoked_before_its_first_use_is_renewed_again(make_hook):
+    """Another worker of the same login signs in (one token per user) between this request's
+    renewal and its retry: the retry meets a 401 too, and one more renewal reads on."""
+    hook, fake, rec = make_hook()
+    list(hook.iter_orders(limit=1000))
+    fake.valid_tokens.clear()  # the JWT expires
+    issued = iter(["jwt-revoked", "jwt-3"])
+    fake.issue_token = lambda: next(issued)  # jwt-revoked is never valid: revoked at once
+    fake.valid_tokens.add("jwt-3")
+    assert len(list(hook.iter_orders(limit=1000))) == 250
+    assert fake.token_requests == 3
 
 
 def test_retry_after_is_honoured_on_429_and_5xx_retried(make_hook):
