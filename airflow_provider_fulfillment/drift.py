@@ -129,14 +129,22 @@ def field_drift(record: Mapping[str, Any], schema: Schema) -> list[tuple[str, st
     return found
 
 
+# A DCL order's raw state is derived from two fields (`dcl_order_raw_state`).
+_DCL_STAGE, _DCL_CANCELLED = _DCL_STATE_FIELDS = ("order_stage", "is_cancelled")
+
+
+def _checked_states(vendor: str, resource: str) -> StateTable | None:
+    """The state table a meter checks records against; None for DCL shipments, which have none."""
+    return None if (vendor, resource) == ("dcl", "shipments") else state_table(vendor, resource)
+
+
 def state_fields(vendor: str, resource: str) -> tuple[str, ...]:
     """The record fields a meter reads the raw state from (none where it checks no state): a page
     splitter that keeps records as bytes must decode them, or an unknown state would pass unseen."""
-    if (vendor, resource) == ("dcl", "shipments"):
+    table = _checked_states(vendor, resource)
+    if table is None:
         return ()
-    if vendor == "dcl":
-        return ("order_stage", "is_cancelled")
-    return (state_table(vendor, resource).field,)
+    return _DCL_STATE_FIELDS if vendor == "dcl" else (table.field,)
 
 
 @dataclass
@@ -183,9 +191,7 @@ class DriftMeter:
         self.resource = resource
         self.schema = schema_of(model)
         self._strict = strict_decoder(model)
-        self.table: StateTable | None = (
-            None if (vendor, resource) == ("dcl", "shipments") else state_table(vendor, resource)
-        )
+        self.table = _checked_states(vendor, resource)
         self.drift = Drift()
         self.records = 0
 
@@ -205,10 +211,9 @@ class DriftMeter:
             _walk_model(record, self.schema, "", found)
         else:
             _walk_dict(record, self.schema, "", found)
-        if self.table is not None:
-            state = self._unknown_state(record)
-            if state is not None:
-                found.append(("unknown_states", state))
+        state = self._unknown_state(record)
+        if state is not None:
+            found.append(("unknown_states", state))
         if not found:
             return []
         new: list[Sighting] = []
@@ -233,7 +238,7 @@ def _raw_state(vendor: str, table: StateTable, record: Mapping[str, Any] | BaseM
     if vendor == "dcl":
         if isinstance(record, BaseModel):
             return record.raw_status  # type: ignore[attr-defined]
-        return dcl_order_raw_state(record.get("order_stage"), record.get("is_cancelled"))
+        return dcl_order_raw_state(record.get(_DCL_STAGE), record.get(_DCL_CANCELLED))
     value = getattr(record, table.field, None) if isinstance(record, BaseModel) else record.get(table.field)
     return None if value is None else str(value)
 
