@@ -495,8 +495,7 @@ class Ledger:
     ) -> tuple[int, MergeResult]:
         """Stage every row, then merge them in one go (SQLite; PostgreSQL through psycopg2)."""
         dialect = self.dialect
-        column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
-        dialect.create_temp_table(cursor, _STAGE, f"{column_types}, {dialect.seq_column}")
+        self._create_stage(cursor, table)
         kinds = [self._column_kind(table, name) for name in table.columns]
         count = dialect.stage(cursor, _STAGE, (*table.columns, "seq"), (*kinds, "int"), staged)
         self._step("staged")
@@ -572,8 +571,7 @@ class Ledger:
                     merging.result += MergeResult(inserted=rows, state_changes=rows)
                     return
             if not merging.staged:
-                column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
-                dialect.create_temp_table(cursor, _STAGE, f"{column_types}, {dialect.seq_column}")
+                self._create_stage(cursor, table)
             if first is None:
                 dialect.load_payload(cursor, _STAGE, (*table.columns, "seq"), payloads[0])
             else:  # encoded to be copied in: staged through a table of the stored types
@@ -597,6 +595,11 @@ class Ledger:
             result += taken_back
             cursor.execute(f"DROP TABLE {_STAGE}")
         return merging.rows, result
+
+    def _create_stage(self, cursor: Any, table: _Table) -> None:
+        """The staging table: the record's columns as staged, and the row's sequence number."""
+        column_types = ", ".join(f"{name} {self._column_type(table, name)}" for name in table.columns)
+        self.dialect.create_temp_table(cursor, _STAGE, f"{column_types}, {self.dialect.seq_column}")
 
     def _restage(self, cursor: Any, table: _Table, source: str, seq: str) -> int:
         """Stage rows of the stored types (`source`) as the staging table has them; how many."""
