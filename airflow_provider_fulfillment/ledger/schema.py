@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from airflow_provider_fulfillment.rules.types import ACCOUNT_SEPARATOR
+
 SCHEMA_VERSION_TABLE = "fulfillment_schema_version"
 
 ORDERS = "fulfillment_orders"
@@ -180,7 +182,7 @@ _V5_RAW_AS_SENT = tuple(
 
 def record_key_sql(account: str, record_id: str) -> str:
     """`rules.types.record_key` as an SQL expression over two columns ("10501/D1", or the id)."""
-    return f"CASE WHEN {account} = '' THEN {record_id} ELSE {account} || '/' || {record_id} END"
+    return f"CASE WHEN {account} = '' THEN {record_id} ELSE {account} || '{ACCOUNT_SEPARATOR}' || {record_id} END"
 
 
 # The public keys of state changes, findings and alerts have no account: their record_id carries
