@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlsplit
 
 RESOURCES: tuple[str, ...] = ("orders", "shipments")
@@ -37,6 +38,9 @@ class VendorDeclaration:
     default_window_field: Mapping[str, str]
     # What identifies one record of each resource (DCL orders: order numbers are unique per account).
     identity_fields: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _per_resource(("id",)))
+    # The record field naming the account a record belongs to, for vendors whose one login reads
+    # several accounts (DCL: order numbers are unique per account only). None: one account a login.
+    account_field: str | None = None
     # The server-side filter on a raw state, if the vendor has one (`state=`, `status=`).
     state_filter: str | None = None
     # A vendor whose order is itself the shipment (Stream): its states are the orders' states.
@@ -55,6 +59,18 @@ class VendorDeclaration:
     @property
     def hook_module(self) -> str:
         return self.hook_class.rpartition(".")[0]
+
+    def account_of(self, record: Any) -> str:
+        """The account `record` belongs to, '' where the vendor has none or the record names none.
+
+        A model carries it as an attribute; a dict or a `RawRecord` (a mapping of its decoded
+        fields, which hold the identity fields and so the account) through `get`."""
+        name = self.account_field
+        if name is None:
+            return ""
+        get = getattr(record, "get", None)
+        value = get(name) if callable(get) else getattr(record, name, None)
+        return "" if value is None else str(value)
 
     @property
     def api_path(self) -> str:
@@ -83,6 +99,7 @@ DCL = VendorDeclaration(
     accepts_token=False,
     default_window_field=_per_resource("modified_at"),
     identity_fields=_per_resource(("account_number", "order_number"), ("ship_id",)),
+    account_field="account_number",
     # DCL filters stages through its `filter=order_stage eq N` syntax, which the hook builds.
     state_filter=None,
 )

@@ -106,17 +106,6 @@ def state_queries(
     return queries
 
 
-def _vendor_account(record: Any) -> str:
-    """The account a vendor record belongs to (DCL `account_number`), '' where it has none.
-
-    A model carries it as an attribute; a dict or a `RawRecord` (a mapping of its decoded
-    fields: DCL's identity fields include the account) through `get`.
-    """
-    get = getattr(record, "get", None)
-    value = get("account_number") if callable(get) else getattr(record, "account_number", None)
-    return str(value or "")
-
-
 def _since_of(record: Any) -> datetime | None:
     return (
         getattr(record, "status_since", None)
@@ -303,6 +292,7 @@ class FulfillmentErrorStateOperator(BaseOperator):
                 "%s %s have no raw state that normalizes to error: nothing to check", vendor, self.resource
             )
             return report
+        declaration = DECLARED_VENDORS[vendor]
         seen: set[str] = set()
         # The `max_returned` oldest, kept in a bounded heap: (-since, order) so the newest is popped first.
         oldest: list[tuple[float, int, dict[str, Any]]] = []
@@ -319,7 +309,7 @@ class FulfillmentErrorStateOperator(BaseOperator):
                 raise AirflowFailException(f"{self.task_id}: {error}") from None
             for vendor_record in records:
                 record = hook.normalize(self.resource, vendor_record)
-                account = _vendor_account(vendor_record)
+                account = declaration.account_of(vendor_record)
                 ident = record_key(account, record.id)  # two DCL accounts may share an order number
                 if (record.raw_status or "").casefold() != wanted or ident in seen:
                     continue

@@ -41,6 +41,7 @@ from airflow_provider_fulfillment.operators._storage import (
 )
 from airflow_provider_fulfillment.operators.extract import RESOURCES, closed_after
 from airflow_provider_fulfillment.rules.types import RunRef
+from airflow_provider_fulfillment.vendors import declaration_of
 from airflow_provider_fulfillment.windows import to_aware_datetime
 
 TABLES = {"orders": ORDERS, "shipments": SHIPMENTS}  # the ledger table each resource is merged into
@@ -109,6 +110,7 @@ def manifest_rows(
     conn_id = manifest.get("conn_id")
     path = to_path(manifest["uri"])
     model = model_class(vendor, resource, normalized)
+    declaration = declaration_of(vendor)
     for document in iter_documents(path):
         record = (
             model.model_validate(document)
@@ -120,7 +122,7 @@ def manifest_rows(
                 yield LedgerRow(record, None, account, observed_at=observed_at, conn_id=conn_id)
             continue
         raw = _raw_text(document)
-        record_account = getattr(record, "account_number", None) or account
+        record_account = declaration.account_of(record) or account
         if target == resource:
             common = (
                 record.to_common_shipment()
