@@ -142,6 +142,9 @@ class _Table:
     columns: tuple[str, ...]  # staged columns, in order (first_seen_at is derived)
     timestamps: frozenset[str]
     json_columns: frozenset[str]
+    # Where a first sighting's `changed_at` comes from: the first of these the record has, else the
+    # observation time. Both merge paths (SQL and the chunked copy-in) read it from here.
+    changed_at: tuple[str, ...]
 
 
 _RECORD_TABLES: dict[str, _Table] = {
@@ -178,6 +181,7 @@ _RECORD_TABLES: dict[str, _Table] = {
             }
         ),
         frozenset({"items", "raw"}),
+        ("status_since", "modified_at"),
     ),
     "shipment": _Table(
         schema.SHIPMENTS,
@@ -213,6 +217,7 @@ _RECORD_TABLES: dict[str, _Table] = {
             }
         ),
         frozenset({"tracking_numbers", "items", "raw"}),
+        ("status_since",),
     ),
 }
 
@@ -618,22 +623,13 @@ class Ledger:
     ) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
         """Each staged row as its stored record (first seen now) and its first state change."""
         at = {name: i for i, name in enumerate(table.columns)}
-        vendor, record_id, account, status, raw_status, since, observed = (
-            at[name]
-            for name in (
-                "vendor",
-                table.key,
-                "account",
-                "status",
-                "raw_status",
-                "status_since",
-                "observed_at",
-            )
+        vendor, record_id, account, status, raw_status, observed = (
+            at[name] for name in ("vendor", table.key, "account", "status", "raw_status", "observed_at")
         )
-        modified = at.get("modified_at")
+        sources = [at[name] for name in table.changed_at]
         for row in staged:
             seen = row[observed]
-            changed = row[since] or (row[modified] if modified is not None else None) or seen
+            changed = next((row[i] for i in sources if row[i] is not None), seen)
             yield (
                 (*row[:-1], seen),  # the staged row is followed by its sequence number
                 (
@@ -967,7 +963,7 @@ class Ledger:
                 (kind, *observed),
             )
             may_conflict = cursor.fetchone() is not None
-        changed_at = "s.status_since, s.modified_at" if kind == "order" else "s.status_since"
+        changed_at = ", ".join(f"s.{name}" for name in (*table.changed_at, "observed_at"))
         record_id = schema.record_key_sql("s.account", f"s.{key}")
         source = (
             f"{stage} s"  # every staged row is a first sighting
@@ -981,7 +977,7 @@ class Ledger:
                 (vendor, resource, record_id, status, raw_status, observed_at, account,
                  previous_status, changed_at, dag_id, run_id)
                 SELECT s.vendor, ?, {record_id}, s.status, s.raw_status, s.observed_at, s.account,
-                    {"NULL" if all_new else "r.old_status"}, COALESCE({changed_at}, s.observed_at), ?, ?
+                    {"NULL" if all_new else "r.old_status"}, COALESCE({changed_at}), ?, ?
                 FROM {source}
                 ORDER BY s.vendor, s.{key}, s.status, s.raw_status, s.observed_at"""
                 + (" ON CONFLICT DO NOTHING" if may_conflict else "")

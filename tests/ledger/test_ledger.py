@@ -642,3 +642,31 @@ def test_a_crash_mid_merge_in_chunks_leaves_the_ledger_as_it_was(ledger, monkeyp
     assert ledger.merge("orders", rows, observed_at=later) == MergeResult(
         inserted=2, unchanged=1, stale=1, state_changes=2
     )
+
+
+def test_a_first_sighting_changed_at_is_its_status_since_else_modified_at_else_when_read(ledger, chunk):
+    """One rule on every merge path (a set-wise insert, or new records copied straight in)."""
+    t1, t2, t3 = (T0 + timedelta(hours=h) for h in (1, 2, 3))
+    orders = [
+        order("a", since=t1, modified_at=t2),
+        order("b", since=None, modified_at=t2),
+        order("c", since=None),
+    ]
+    assert ledger.merge("orders", orders, run=RUN, observed_at=t3) == MergeResult(inserted=3, state_changes=3)
+    # A shipment has no modified_at: a shipped_at is not when its state began.
+    shipments = [
+        Shipment(
+            vendor="dropstream", id="s1", order_id="a", status="shipped", raw_status="x", status_since=t1
+        ),
+        Shipment(vendor="dropstream", id="s2", order_id="b", status="shipped", raw_status="x", shipped_at=t2),
+    ]
+    assert ledger.merge("shipments", shipments, run=RUN, observed_at=t3) == MergeResult(
+        inserted=2, state_changes=2
+    )
+    assert {(c.record_id, c.changed_at) for c in ledger.state_changes()} == {
+        ("a", t1),
+        ("b", t2),
+        ("c", t3),
+        ("s1", t1),
+        ("s2", t3),
+    }
