@@ -21,6 +21,7 @@ import httpx
 from airflow.sdk import BaseHook
 from pydantic_core import from_json
 
+from airflow_provider_fulfillment.allocator import cap_malloc_arenas
 from airflow_provider_fulfillment.drift import state_fields
 from airflow_provider_fulfillment.errors import (
     FulfillmentAPIError,
@@ -428,6 +429,8 @@ class FulfillmentHook(BaseHook):
         in flight are waited for, so nothing is left running behind the caller's back.
         """
         width = max(1, self.settings.max_concurrency)
+        if width > 1:
+            cap_malloc_arenas()  # an arena per paging thread grows the peak with N (allocator.py)
         pool = (
             ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"fulfillment-{self.vendor}")
             if width > 1

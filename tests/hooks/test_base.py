@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from airflow_provider_fulfillment.drift import state_fields
+from airflow_provider_fulfillment.hooks import base
 from airflow_provider_fulfillment.hooks.base import raw_bytes_page
 from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
 from airflow_provider_fulfillment.vendors import VENDORS
@@ -53,6 +54,19 @@ def test_a_head_waiting_for_its_retry_does_not_stop_the_pages_behind_it(set_conn
     # (limit + 1 = 5 at the start, 3 after the 503's cut): the others did not wait behind the head.
     assert pages[0] == 1 and retry_saw_six_others == [True]
     assert sorted(pages) == [1, *range(1, 26)]  # nothing read twice but the retried page
+
+
+@pytest.mark.parametrize(("max_concurrency", "capped"), [(4, 1), (1, 0)])
+def test_a_concurrent_read_caps_the_malloc_arenas_first(set_connection, monkeypatch, max_concurrency, capped):
+    calls = []
+    monkeypatch.setattr(base, "cap_malloc_arenas", lambda: calls.append("cap"))
+    set_connection("ds", "dropstream", HOST, "api-user", "secret", max_concurrency=max_concurrency)
+    hook = DropStreamHook(
+        "ds", transport=httpx.MockTransport(FakeDropStream([dropstream_order(i) for i in range(30)]))
+    )
+    ids = [o.id for o in hook.iter_orders(window=(BASE, BASE + timedelta(minutes=30)), limit=10)]
+    assert ids == list(range(30))
+    assert calls == ["cap"] * capped  # a serial read has no paging threads, so no arenas of theirs
 
 
 # --------------------------------------------------------------------------- bytes parsers
