@@ -340,9 +340,11 @@ class DclHook(FulfillmentHook):
             if type(order) is RawRecord:  # a synthesised shipment has no vendor bytes of its own
                 order = order.decode()
             if type(order) is dict:
-                number = order.get("order_number")
+                copied = {"order_number": order.get("order_number")}  # as DclOrder.shipment_records
+                if order.get("account_number") is not None:
+                    copied["account_number"] = order["account_number"]
                 for shipment in order.get("shipments") or ():
-                    yield {**shipment, "order_number": number}
+                    yield {**shipment, **copied}
             else:
                 yield from order.shipment_records()
 

@@ -148,10 +148,13 @@ def _aggregate(items: Iterable[DclShippedItem]) -> list[LineItem]:
 
 
 class DclShipment(VendorModel):
-    """A shipment nested in a DCL order. ``order_number`` is not DCL's: the hook copies it from the order."""
+    """A shipment nested in a DCL order. ``order_number`` and ``account_number`` are not DCL's: the
+    hook copies them from the order, so a shipment read alone still names its order (order numbers
+    are unique per account only)."""
 
     ship_id: int
     order_number: str | None = None
+    account_number: str | None = None
     ship_date: DclDateTime = None
     shipping_carrier: str | None = None
     shipping_service: str | None = None
@@ -281,7 +284,8 @@ class DclOrder(VendorModel):
         return min(dates) if dates else None
 
     def shipment_records(self) -> list[DclShipment]:
-        """The nested shipments as standalone records, each with ``order_number`` filled in.
+        """The nested shipments as standalone records, each with its order's ``order_number`` (and
+        ``account_number``, where the order has one) filled in.
 
         Shallow copies: this order's own dump is unchanged.
         """
@@ -289,6 +293,8 @@ class DclOrder(VendorModel):
         for shipment in self.shipments or ():
             record = shipment.model_copy()
             record.order_number = self.order_number  # assignment marks the field set: it is dumped
+            if self.account_number is not None:
+                record.account_number = self.account_number
             records.append(record)
         return records
 

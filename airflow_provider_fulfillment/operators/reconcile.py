@@ -177,7 +177,10 @@ def resolve(source: Source) -> Source:
 
 
 def read_common(source: Source) -> Iterator[Any]:
-    """The source's records as `common.Order` / `common.Shipment`, lazily (`source` resolved)."""
+    """The source's records as `common.Order` / `common.Shipment`, lazily (`source` resolved).
+
+    A vendor record that names its account (DCL) keeps it, as the ledger's records do: two DCL
+    accounts may share an order number, and the rules key records by account and id."""
     from airflow_provider_fulfillment.models.common import Order, Shipment
 
     if source.normalized:
@@ -199,7 +202,24 @@ def read_common(source: Source) -> Iterator[Any]:
 
 
 def _to_common(vendor: str, resource: str) -> Any:
-    return hook_class(vendor).common_of(resource)
+    from airflow_provider_fulfillment.ledger import LedgerOrder, LedgerShipment
+
+    common_of = hook_class(vendor).common_of(resource)
+    declaration = DECLARED_VENDORS[vendor]
+    if declaration.account_field is None:
+        return common_of
+    with_account: Any = LedgerOrder if resource == "orders" else LedgerShipment
+
+    def to_common(record: Any) -> Any:
+        common = common_of(record)
+        account = declaration.account_of(record)
+        if not account:
+            return common
+        return with_account.model_construct(
+            common.model_fields_set | {"account"}, **common.__dict__, account=account
+        )
+
+    return to_common
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:

@@ -304,3 +304,25 @@ def test_dcl_order_without_the_window_field_is_named_by_its_identity(dcl):
         "connection 'dcl_test': dcl record ('ACC7', 'ORD1') has no 'modified_at', so it cannot be "
         "placed in the window; has the API's schema changed?"
     )
+
+
+def test_a_dcl_shipment_read_alone_names_its_order_and_account():
+    """Order numbers are unique per account only: a shipment carries both, as vendor JSON and as a model."""
+    from airflow_provider_fulfillment.models.dcl import DclOrder
+
+    orders = [
+        dcl_order(1, "2025-11-04T10:00:00", account_number="10502"),
+        dcl_order(2, "2025-11-04T10:00:00"),
+    ]
+    as_json = list(DclHook._shipments_of(iter(orders)))
+    as_models = list(DclHook._shipments_of(iter([DclOrder.model_validate(o) for o in orders])))
+    assert [(s["ship_id"], s["order_number"], s.get("account_number")) for s in as_json] == [
+        (9001, "ORD1", "10502"),
+        (9002, "ORD2", None),
+    ]
+    assert [(s.ship_id, s.order_number, s.account_number) for s in as_models] == [
+        (9001, "ORD1", "10502"),
+        (9002, "ORD2", None),
+    ]
+    assert "account_number" not in as_json[1]  # nothing invented where the order names no account
+    assert "account_number" not in as_models[1].model_dump(exclude_unset=True)

@@ -256,3 +256,49 @@ def test_bad_arguments():
         FulfillmentReconcileOperator(task_id="r", fail_on={"late_unshipped": 1})
     with pytest.raises(ValueError, match="ship_deadline must be a non-negative timedelta"):
         FulfillmentReconcileOperator(task_id="r", ship_deadline=timedelta(hours=-1))
+
+
+def test_file_mode_keeps_each_dcl_record_s_account(tmp_path):
+    """Two DCL accounts share order number ORD1: account 10502's shipment does not ship 10501's order."""
+    from airflow_provider_fulfillment.hooks.dcl import DclHook
+
+    def dcl_order(account: str, stage: int, shipments: list) -> dict:
+        return {
+            "order_number": "ORD1",
+            "account_number": account,
+            "order_stage": stage,
+            "is_cancelled": False,
+            "received_date": "2025-12-20",
+            "modified_at": "2025-12-21T10:00:00",
+            "order_lines": [{"line_number": 1, "item_number": "SKU1", "quantity": 1}],
+            "shipments": shipments,
+        }
+
+    shipped = {
+        "ship_id": 9001,
+        "ship_date": "2025-12-21",
+        "packages": [
+            {
+                "tracking_number": "1Z1",
+                "shipped_items": [{"item_number": "SKU1", "line_number": 1, "quantity": 1}],
+            }
+        ],
+    }
+    records = [dcl_order("10501", 20, []), dcl_order("10502", 60, [shipped])]
+    base = tmp_path / "vendor=dcl"
+    stamp = "date=2025-12-20/20251220T000000Z_20251221T000000Z.jsonl"
+    for resource, lines in (("orders", records), ("shipments", DclHook._shipments_of(iter(records)))):
+        path = base / f"resource={resource}" / stamp
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    op = FulfillmentReconcileOperator(
+        task_id="r",
+        orders=f"file://{base}/resource=orders/{stamp}",
+        shipments=f"file://{base}/resource=shipments/{stamp}",
+        as_of=DAY1.isoformat(),
+    )
+    summary = op.execute({})  # type: ignore[arg-type]
+    lines = [json.loads(line) for line in Path(summary["uri"][7:]).read_text().splitlines()]
+    assert [(f["kind"], f["record_id"], f["account"]) for f in lines] == [
+        ("late_order", "10501/ORD1", "10501")
+    ]
