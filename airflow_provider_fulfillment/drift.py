@@ -19,10 +19,13 @@ record it refuses is decoded whole and walked, which names its drift exactly.
 
 from __future__ import annotations
 
+import types
 import typing
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any, Literal
 
@@ -46,6 +49,9 @@ class Schema:
     fields: frozenset[str]
     nested: Mapping[str, Schema]
     loose: frozenset[str]
+    # Fields documented as one plain value (text, number, boolean, date): the strict decode reads
+    # them as Python values, so a null or a boolean costs no object at all.
+    scalars: frozenset[str] = frozenset()
 
 
 def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
@@ -60,6 +66,19 @@ def _is_loose(info: Any) -> bool:
     return any(meta in typing.get_args(StringOrList)[1:] for meta in info.metadata)
 
 
+_SCALARS = (str, int, float, bool, Decimal, datetime, date, type(None))
+
+
+def _is_scalar(annotation: Any) -> bool:
+    """Documented as one plain JSON value (or null): no object, no list, nothing left open."""
+    if typing.get_origin(annotation) is Literal:
+        return True
+    arguments = typing.get_args(annotation)
+    if arguments and typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(_is_scalar(argument) for argument in arguments)
+    return annotation in _SCALARS
+
+
 @cache
 def schema_of(model: type[BaseModel]) -> Schema:
     nested: dict[str, Schema] = {}
@@ -71,7 +90,12 @@ def schema_of(model: type[BaseModel]) -> Schema:
         if value is None:  # a model nesting itself (bundle lines of bundle lines)
             nested[name] = _RecursiveSchema(model)  # type: ignore[assignment]
     loose = frozenset(name for name, info in model.model_fields.items() if _is_loose(info))
-    return Schema(frozenset(model.model_fields), nested, loose)
+    scalars = frozenset(
+        name
+        for name, info in model.model_fields.items()
+        if name not in nested and name not in loose and _is_scalar(info.annotation)
+    )
+    return Schema(frozenset(model.model_fields), nested, loose, scalars)
 
 
 class _RecursiveSchema:
@@ -107,8 +131,10 @@ def _strict_type(schema: Schema, depth: int = 0) -> type[msgspec.Struct]:
             kind: Any = inner | list[inner] | None  # type: ignore[valid-type]
         elif name in schema.loose:
             kind = list[msgspec.Raw] | None  # a string here is drift: refused, so walked
+        elif name in schema.scalars:
+            kind = Any  # measured cheaper than Raw: nulls and booleans are no new object
         else:
-            kind = msgspec.Raw
+            kind = msgspec.Raw  # an open value (a dict, a list) is skipped unbuilt
         attribute = f"f{number}"  # wire names need not be identifiers
         fields.append((attribute, kind, None))
         rename[attribute] = name

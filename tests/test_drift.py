@@ -311,3 +311,33 @@ def test_bundle_lines_of_bundle_lines_count_the_same_at_any_depth(depth):
     path = "shipments[].packages[].shipped_items[]." + "bundle_lines[]." * depth
     assert meter.drift.as_dict()["unknown_fields"] == {path + "tint": 1}
     assert meter.drift.as_dict()["tolerant_values"] == {path + "lot_numbers": 1}
+
+
+def test_the_strict_decode_builds_documented_plain_values_and_skips_open_ones():
+    # A null or a boolean read as a Python value is no new object; an open value (`custom`, a dict)
+    # stays an unparsed slice. A value of another kind in a plain field is no drift for the walk
+    # either, so the strict decode takes it too.
+    order = {
+        "id": 7,
+        "notes": None,
+        "signature_required": True,
+        "store_id": {"not": "a number"},
+        "custom": {"channel": "web"},
+        "order_items": [{"name": "A", "gift_wrap": False, "custom": {}}],
+    }
+    decoded = strict_decoder(DropStreamOrder).decode(json.dumps(order).encode())
+    values = {name: getattr(decoded, attribute) for attribute, name in _wire_names(decoded).items()}
+    assert (values["id"], values["notes"], values["signature_required"]) == (7, None, True)
+    assert values["store_id"] == {"not": "a number"}
+    assert bytes(values["custom"]) == b'{"channel": "web"}'
+    item = values["order_items"][0]
+    item_values = {name: getattr(item, attribute) for attribute, name in _wire_names(item).items()}
+    assert (item_values["name"], item_values["gift_wrap"]) == ("A", False)
+    assert bytes(item_values["custom"]) == b"{}"
+    records = _as_bytes([order, {**order, "colour": "red"}], ("id",))
+    meter = _both_paths(("dropstream", "orders", DropStreamOrder), records, accepted=1)
+    assert meter.drift.as_dict()["unknown_fields"] == {"colour": 1}
+
+
+def _wire_names(struct: msgspec.Struct) -> dict[str, str]:
+    return dict(zip(struct.__struct_fields__, struct.__struct_encode_fields__, strict=True))
