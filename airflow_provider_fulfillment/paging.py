@@ -57,6 +57,9 @@ MAX_PASSES = 8
 # second cut; a full DCL slice is cut into this many slices.
 PART_FILL = 0.75
 SLICE_FANOUT = 4
+# How many DropStream window parts may be probed (a page each, held until its turn) ahead of the
+# part being read: enough that the next part is sized before the current one's pages run out.
+PROBES_AHEAD = 3
 # A page whose times follow its order this closely (Spearman) is taken as read oldest (or newest) first.
 ORDERED_TREND = 0.5
 # Sorts under which DropStream's LIMIT/OFFSET pages are stable: the key is unique.
@@ -241,6 +244,11 @@ class PagedRead(Generic[R]):
             self.next_page += 1
         self.outstanding += len(requests)
         return requests
+
+    @property
+    def holding(self) -> bool:
+        """Whether page 1 is here but not yet fed (its records wait for their turn)."""
+        return bool(self._ready)
 
     def take_ready(self) -> list[tuple[PageRequest, Page[R]]]:
         """Answers the plan already holds (a probe's page 1), to be fed before anything is sent."""
@@ -596,15 +604,35 @@ class Sequential(Generic[R]):
 # --------------------------------------------------------------------------- DropStream windows
 
 
+class _Unsized:
+    """A window part not sized yet: its probe is page 1 at the read's page size, which becomes
+    the part's page 1 when the part fits the cap. Until it is answered the parts after it send
+    only probes (`last_page` None stops `Sequential`), so pages still go out in time order."""
+
+    done = False
+    last_page = None
+
+    def __init__(self, part: Window) -> None:
+        self.part = part
+        self.sent = False
+
+    def issue(self, room: int) -> list[PageRequest]:
+        return []  # its probe is sent by the plan, ahead of the pages
+
+
 class DropStreamPlan(Generic[R]):
     """Page-based DropStream reads that never truncate and survive a moving set.
 
-    With a window: one session-opening request (limit 1) tells the true total; the window is cut
-    into equal-time parts sized for `PART_FILL` of the cap, each part is sized by a one-record page
-    probe (as many in flight as the driver allows), parts still over the cap are halved again,
-    and parts narrower than `MIN_SPLIT` and still over it are read through a session. Then every
-    part's pages are read, in time order, as `PagedRead`s: a part whose total changes mid-read is
-    read again. Without a window: pages of the whole set, or a session once the cap shows.
+    With a window: one session-opening request at the read's page size tells the true total;
+    when the window fits the cap its answer is the window's page 1. Otherwise the window is cut
+    into equal-time parts sized for `PART_FILL` of the cap, and each part is sized by a probe that
+    asks its page 1 at the read's page size: a part that fits keeps that answer as its page 1, a
+    part still over the cap is halved again (its page is the price of the probe), and a part
+    narrower than `MIN_SPLIT` and still over it is read through a session. Probes go out at most
+    `PROBES_AHEAD` before the part being read (each may be a page held until its turn, so
+    records keep time order in bounded memory). Every part's pages are read, in time order, as
+    `PagedRead`s: a part whose total changes mid-read is read again. Without a window: pages of
+    the whole set, or a session once the cap shows.
     """
 
     def __init__(
@@ -630,9 +658,6 @@ class DropStreamPlan(Generic[R]):
         self.session_for = session_for
         self.cap = cap
         self.reading = Sequential()
-        self.to_probe: deque[Window] = deque()
-        self.probing = 0
-        self.sized: list[tuple[Window, int | None]] = []  # None: over the cap, read by session
         self.parts = 0
         self.phase = "open"
 
@@ -688,15 +713,20 @@ class DropStreamPlan(Generic[R]):
         self.parts += 1
         return self.session_for(self._part_params(part), self._admit_for(part))
 
-    def _read(self, parts: Iterable[tuple[Window, int | None]]) -> None:
-        for part, count in sorted(parts, key=lambda item: item[0]):
-            if count == 0:
-                continue
+    def _sized(self, part: Window, page: Page[R]) -> list[Any]:
+        """What reads a part, given its page 1 at the read's page size (a probe's or the opening's)."""
+        evidence = Evidence.of(page)
+        total = evidence.total
+        if total is None:
+            return [self._session(part)]  # cannot size it: a session reads any size
+        if not evidence.cut and total <= self.cap:
+            if total == 0:
+                return []
             self.parts += 1
-            self.reading.children.append(
-                self._pages(part, expected=count) if count is not None else self._session(part)
-            )
-        self.phase = "read"
+            return [self._pages(part, first=page, expected=total)]
+        if part.duration <= MIN_SPLIT:
+            return [self._session(part)]
+        return [_Unsized(half) for half in part.halves()]
 
     # the plan -----------------------------------------------------------------------
     @property
@@ -708,18 +738,28 @@ class DropStreamPlan(Generic[R]):
             self.phase = "opening"
             if self.window is None:
                 return [PageRequest(self.path, {**self.params, "limit": self.limit, "page": 1}, ("whole",))]
-            return [PageRequest(self.path, {**self.params, "limit": 1}, ("open",))]
-        if self.phase == "probe":
-            requests = []
-            while self.to_probe and len(requests) < room:
-                part = self.to_probe.popleft()
-                params = {**self._part_params(part), "limit": 1, "page": 1}
-                requests.append(PageRequest(self.path, params, ("probe", part)))
-            self.probing += len(requests)
-            return requests
+            return [PageRequest(self.path, {**self.params, "limit": self.limit}, ("open",))]
         if self.phase == "read":
-            return self.reading.issue(room)
+            probes = self._probes(room)
+            return probes + self.reading.issue(room - len(probes))
         return []
+
+    def _probes(self, room: int) -> list[PageRequest]:
+        """Probes first, so a part's page 1 is back before the pages of the part before it end."""
+        requests: list[PageRequest] = []
+        ahead = 0
+        for child in self.reading.children:
+            if ahead >= PROBES_AHEAD or len(requests) >= room:
+                break
+            if isinstance(child, _Unsized):
+                if not child.sent:
+                    child.sent = True
+                    params = {**self._part_params(child.part), "limit": self.limit, "page": 1}
+                    requests.append(PageRequest(self.path, params, ("probe", child)))
+                ahead += 1
+            elif isinstance(child, PagedRead) and child.holding:
+                ahead += 1
+        return requests
 
     def feed(self, request: PageRequest, page: Page[R]) -> list[R]:
         kind = request.tag[0] if isinstance(request.tag, tuple) and isinstance(request.tag[0], str) else None
@@ -729,8 +769,7 @@ class DropStreamPlan(Generic[R]):
                 self.reading.children.append(self._session(None))
             else:
                 self.parts = 1
-                reader = self._pages(None, first=page)
-                self.reading.children.append(reader)
+                self.reading.children.append(self._pages(None, first=page))
             self.phase = "read"
             return self._drain_ready()
         if kind == "open":
@@ -738,37 +777,46 @@ class DropStreamPlan(Generic[R]):
             assert self.window is not None
             if total is None:  # no total to size by: a session reads any size
                 self.reading.children.append(self._session(self.window))
-                self.phase = "read"
             elif total <= self.cap:
-                self._read([(self.window, total)])
+                # A session and pages list the same query in the same order, so the session's
+                # page 1 is the pages' page 1. Were they ever to differ, the pages would bring a
+                # record of this page again (one the pages' own page 1 holds instead): that is
+                # drift, and the part is read again page-based, skipping the ids yielded.
+                self.reading.children.extend(self._sized(self.window, page))
             else:
-                self.to_probe.extend(self.window.split(-(-total // max(1, int(self.cap * PART_FILL)))))
-                self.phase = "probe"
-            return []
+                parts = self.window.split(-(-total // max(1, int(self.cap * PART_FILL))))
+                self.reading.children.extend(_Unsized(part) for part in parts)
+            self.phase = "read"
+            return self._drain_ready()
         if kind == "probe":
-            self.probing -= 1
-            part: Window = request.tag[1]
-            evidence = Evidence.of(page)
-            total = evidence.total
-            if total is None:
-                self.sized.append((part, None))  # cannot size it: a session reads any size
-            elif not evidence.cut and total <= self.cap:
-                self.sized.append((part, total))
-            elif part.duration <= MIN_SPLIT:
-                self.sized.append((part, None))
-            else:
-                self.to_probe.extend(part.halves())
-            if not self.to_probe and not self.probing:
-                self._read(self.sized)
-            return []
-        return self.reading.feed(request, page)
+            probe: _Unsized = request.tag[1]
+            children = self.reading.children
+            at = children.index(probe)
+            del children[at]
+            for offset, child in enumerate(self._sized(probe.part, page)):
+                children.insert(at + offset, child)
+            return self._drain_ready()
+        child = request.tag[0]
+        records = self._take_ready(child) if isinstance(child, PagedRead) else []
+        records.extend(self.reading.feed(request, page))
+        records.extend(self._drain_ready())
+        return records
+
+    def _take_ready(self, child: PagedRead[R]) -> list[R]:
+        records: list[R] = []
+        for request, page in child.take_ready():
+            records.extend(child.feed(request, page))
+        return records
 
     def _drain_ready(self) -> list[R]:
+        """The held pages 1 whose turn has come: the head part's, and each next one's once the
+        parts before it are done."""
         records: list[R] = []
-        for child in self.reading.children:
+        for child in list(self.reading.children):  # a fed page may cut its part (drift): a copy
             if isinstance(child, PagedRead):
-                for request, page in child.take_ready():
-                    records.extend(child.feed(request, page))
+                records.extend(self._take_ready(child))
+            if not child.done:
+                break
         return records
 
     def fail(self, request: PageRequest, error: FulfillmentAPIError) -> bool:

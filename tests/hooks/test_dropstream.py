@@ -117,17 +117,69 @@ def test_page_cap_never_truncates_without_window_falls_back_to_session(make_hook
     assert orders[1] == {"limit": "5", "sort": "created_at"}  # the session replacing the capped pages
 
 
+def _minutes(start: float, end: float) -> dict[str, str]:
+    """DropStream bounds of [BASE + start min, BASE + end min), sent a second wider each side."""
+    low, high = BASE + timedelta(minutes=start, seconds=-1), BASE + timedelta(minutes=end, seconds=1)
+    return {"created_at_min": low.isoformat(), "created_at_max": high.isoformat()}
+
+
 def test_window_split_sequentially_until_each_part_fits_the_cap(make_hook):
-    # 30 orders a minute apart over 30 minutes; cap 10 forces the window to be cut. One request in
-    # flight runs the same plan as N: a sizing session (limit 1), one-record probes, then pages.
+    """30 orders a minute apart; cap 10 cuts the window into 5 parts of 6 minutes (7 orders each
+    as sent). One request in flight runs the same plan as N: the opening session at the page size
+    (its total says: cut), then each part's probe is its page 1, sent up to 3 parts ahead, and its
+    page 2. 11 requests; the plan with one-record probes sent 16 (1 + 5 probes + 10 pages)."""
     hook, fake, rec = make_hook([dropstream_order(i) for i in range(0, 30)], cap=10, max_concurrency=1)
     window = (BASE, BASE + timedelta(minutes=30))
     ids = [o.id for o in hook.iter_orders(window=window, limit=4, paging="page")]
     assert ids == list(range(0, 30))
-    opening, *rest = rec.data_requests("/dropstream/orders")
-    assert opening["limit"] == "1" and "page" not in opening
-    for params in rest:
-        assert "page" in params and params["created_at_min"].endswith("+00:00")
+    part = [_minutes(6 * i, 6 * i + 6) for i in range(5)]
+    order = [(0, 1), (1, 1), (2, 1), (3, 1), (0, 2), (4, 1), (1, 2), (2, 2), (3, 2), (4, 2)]
+    assert rec.data_requests("/dropstream/orders") == [{**_minutes(0, 30), "limit": "4"}] + [
+        {**part[i], "limit": "4", "page": str(page)} for i, page in order
+    ]
+
+
+def test_window_under_the_cap_is_read_from_its_opening_answer(make_hook):
+    """The opening session's answer is the window's page 1: 10 orders in pages of 4 cost 3
+    requests (the plan with a one-record opening sent 4)."""
+    hook, fake, rec = make_hook([dropstream_order(i) for i in range(0, 30)], max_concurrency=4)
+    window = (BASE, BASE + timedelta(minutes=10))
+    assert [o.id for o in hook.iter_orders(window=window, limit=4)] == list(range(0, 10))
+    sent = _minutes(0, 10)  # as sent, orders 0..10: 11 of them, 3 pages
+    assert rec.data_requests("/dropstream/orders") == [
+        {**sent, "limit": "4"},
+        {**sent, "limit": "4", "page": "2"},
+        {**sent, "limit": "4", "page": "3"},
+    ]
+
+
+def test_a_part_over_the_cap_pays_its_probe_page_and_its_halves_keep_time_order(make_hook):
+    """A burst puts 12 orders in the first 2 minutes, in the first of 4 parts (cap 10): its probe,
+    a page of 4, is spent, and so is its first half's; the halves' halves fit, and their probes
+    are their pages 1 (empty parts end at their probe). Every record once, in time order."""
+    orders = [dropstream_order(i) for i in range(0, 24)]
+    for i in range(12):
+        orders[i]["created_at"] = (BASE + timedelta(seconds=10 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    hook, fake, rec = make_hook(orders, cap=10, max_concurrency=2)
+    window = (BASE, BASE + timedelta(minutes=24))
+    assert [o.id for o in hook.iter_orders(window=window, limit=4)] == list(range(0, 24))
+    asked = [
+        ((0, 6), 1),  # 12 orders: over the cap, halved
+        ((6, 12), 1),  # one order as sent (12:00, the next part's): its only page
+        ((0, 3), 1),  # still 12: halved
+        ((3, 6), 1),  # empty
+        ((0, 1.5), 1),  # 10: fits, 3 pages
+        ((1.5, 3), 1),  # 3: fits, 1 page
+        ((12, 18), 1),
+        ((0, 1.5), 2),
+        ((0, 1.5), 3),
+        ((12, 18), 2),
+        ((18, 24), 1),
+        ((18, 24), 2),
+    ]
+    assert rec.data_requests("/dropstream/orders") == [{**_minutes(0, 24), "limit": "4"}] + [
+        {**_minutes(*part), "limit": "4", "page": str(page)} for part, page in asked
+    ]
 
 
 @pytest.mark.parametrize("concurrency", [2, 4, 8])
@@ -141,7 +193,7 @@ def test_window_read_concurrently_in_time_order_exactly_once(make_hook, concurre
     ids = [o.id for o in hook.iter_orders(window=window, limit=4)]
     assert ids == list(range(0, 120))
     data = rec.data_requests("/dropstream/orders")
-    assert data[0]["limit"] == "1" and "page" not in data[0]  # the session that tells the total
+    assert data[0]["limit"] == "4" and "page" not in data[0]  # the session that tells the total
     pages = [p for p in data[1:] if p["limit"] == "4"]
     assert all(int(p["page"]) >= 1 for p in pages)
     assert len(pages) <= len(ids) // 4 + 40  # no page read twice beyond the parts' last pages

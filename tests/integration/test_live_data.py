@@ -103,6 +103,38 @@ def test_dropstream_page_mode_record_leaving_the_state_filter_mid_read(live, con
     exactly(ids, expected)
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_dropstream_part_changing_between_its_probe_and_its_page_2(live, concurrency):
+    """A cap of 200 cuts the window into parts of about 150; each part's probe (page 1 at the page
+    size) is its page 1. Answer 2 is a probe: two of its orders then leave the state filter, so
+    that part's page 2 sees a smaller total and the part is read again (in halves), skipping what
+    its probe gave. Each order once, the two moved ones included (they were read before they
+    moved); the plan with one-record probes never read them."""
+    sb = live(concurrency, mutate="status", mutate_after=2, mutate_count=2, mutate_prefix="/dropstream")
+    window = _days(sb, 60, 0)
+    state = "shipped"
+    expected = _ds_expected(sb, window, state=state)
+    assert len(expected) > 400
+    hook = DropStreamHook()
+    hook.result_cap = 200
+    ids = [o.id for o in hook.iter_orders(window=window, state=state, paging="page", limit=100)]
+    moved = _moved(sb, "dropstream")
+    assert len(moved) == 2 and moved <= set(expected)
+    exactly(ids, expected)
+    sent = [r.params for r in sb.counters().requests if r.path == "/dropstream/orders"]
+    assert [params["limit"] for params in sent] == ["100"] * len(sent)
+    assert "page" not in sent[0] and all("page" in params for params in sent[1:])
+    asked = [((params["created_at_min"], params["created_at_max"]), params["page"]) for params in sent[1:]]
+    assert len(asked) == len(set(asked))  # no page asked twice
+    # exactly one part was read again, as halves, once its page 2 showed it had moved
+    halved = [
+        span
+        for span, page in asked
+        if page == "1" and any(span[0] <= inner[0] and inner[1] <= span[1] != inner[1] for inner, _ in asked)
+    ]
+    assert len(halved) == 1 and (halved[0], "2") in asked
+
+
 def test_dropstream_non_unique_sort_with_unstable_ties(live):
     sb = live(4, unstable_ties=True)
     window = _days(sb, 60, 0)

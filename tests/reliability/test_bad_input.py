@@ -262,7 +262,7 @@ ROWS: dict[str, Any] = {
         {},
         FulfillmentAPIError,
         f"DropStream connection '{CONN_ID}': GET /orders?created_at_min=2025-11-30T23%3A59%3A59%2B00%3A00&"
-        "created_at_max=2025-12-02T00%3A00%3A01%2B00%3A00&limit=1 failed after 2 attempts: HTTP 200: "
+        "created_at_max=2025-12-02T00%3A00%3A01%2B00%3A00&limit=1000 failed after 2 attempts: HTTP 200: "
         "response body is not JSON: expected value at line 1 column 1 (the response body was not what the "
         "API documents)",
         conn="fake",

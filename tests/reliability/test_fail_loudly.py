@@ -82,12 +82,12 @@ def _last(counters: Counters, path: str, **criteria: Any) -> str:
 RATE_HINT = "rate limited: raise the connection's max_attempts/max_wait or lower max_concurrency"
 
 CASES: dict[str, Case] = {
-    # The sizing request (a session of limit 1, which also tells the progress total) and page 1
-    # (1,000 orders, over 1 MiB, written to the temporary file) pass, then page 2 meets a burst of
-    # 429s longer than the budget.
+    # The sizing request (a session at the page size, which also tells the progress total and is
+    # page 1: 1,000 orders, over 1 MiB, written to the temporary file) passes, then page 2 meets
+    # a burst of 429s longer than the budget.
     "dropstream-429-past-budget-mid-file": Case(
         "dropstream",
-        {"rate_limit_every": 11, "rate_limit_burst": 9, "retry_after": 0, "prefix": "/dropstream/orders"},
+        {"rate_limit_every": 10, "rate_limit_burst": 9, "retry_after": 0, "prefix": "/dropstream/orders"},
         {"max_attempts": 4, "max_concurrency": 1},
         {"paging": "page", "limit": 1000},
         FulfillmentAPIError,
