@@ -114,8 +114,32 @@ def test_rising_latency_cuts_the_limit():
     answer(state, 21.0, latency=0.05)
     answer(state, 22.0, latency=0.5)
     assert state.limit == 8.0
-    answer(state, 23.0, latency=0.5)  # most of the last five ten times the usual: the vendor queues us
+    answer(state, 23.0, latency=0.5)  # most of the last five ten times the usual: a queue, or a pause?
+    assert state.limit == 8.0
+    answer(state, 24.0, latency=0.5)  # sent after the answers turned slow, and slow too: the vendor queues us
     assert state.limit == 4.0
+
+
+def test_a_pause_of_our_own_that_delays_every_answer_in_flight_does_not_cut_the_limit():
+    state = AimdState(initial=8, ceiling=8)
+    now = 0.0
+    for _ in range(20):
+        answer(state, now, latency=0.05)
+        now += 0.01
+    # A full garbage collection of ours stalls the process 150 ms: the six answers then in flight
+    # are all read late, one after another, as soon as it ends.
+    stalled = [state.start(now + 0.01 * i) for i in range(6)]
+    for i, started in enumerate(stalled):
+        state.finish(started, now + 0.2 + 0.002 * i, 200)
+    assert state.limit == 8.0
+    # Requests sent after the pause come back at the usual latency: it was ours, not the vendor's.
+    resumed = now + 0.2 + 0.012
+    for i in range(4):
+        answer(state, resumed + 0.001 * i, latency=0.05)
+    assert state.limit == 8.0
+    for i in range(10):
+        answer(state, resumed + 0.1 + 0.01 * i, latency=0.05)
+    assert state.limit == 8.0
 
 
 def test_a_budget_is_never_exceeded():
@@ -129,6 +153,58 @@ def test_a_budget_is_never_exceeded():
         else:
             now += wait
     assert starts[-1] - starts[0] == pytest.approx(2.9)  # 10 a second, evenly spaced
+
+
+def _taught_a_rate(state: AimdState, now: float) -> float:
+    """Two 429s: the state paces to a confirmed rate; returns the time after them."""
+    for _ in range(2):
+        started = state.start(now)
+        state.finish(started, now, 429)
+        now = state.next_slot
+    return now
+
+
+def test_a_late_paced_start_is_made_up_by_the_next_ones_not_lost():
+    state = AimdState(initial=128, ceiling=128)  # room in flight: only the pace holds starts back
+    _taught_a_rate(state, 0.0)
+    interval = 1 / state.rate
+    # Every waiting thread wakes 40% of a slot late (a busy interpreter): the pace holds on
+    # average, because each late start leaves the next slot where it was due.
+    starts = []
+    while len(starts) < 50:
+        now = state.next_slot + 0.4 * interval
+        assert state.wait_before_start(now) == 0
+        starts.append(state.start(now))
+    assert starts[-1] - starts[0] == pytest.approx(49 * interval)
+    # A thread that comes long after its slot does not bring a burst: two slots made up, no more.
+    later = now + 100 * interval
+    burst = 0
+    while state.wait_before_start(later) == 0:
+        state.start(later)
+        burst += 1
+    assert burst == 3
+
+
+def test_a_budget_is_not_made_up_after_a_late_start():
+    state = AimdState(initial=16, ceiling=16, max_rps=10)
+    state.start(0.0)
+    assert state.wait_before_start(5.0) == 0
+    state.start(5.0)  # late by seconds: the next start still waits a whole tenth of a second
+    assert state.wait_before_start(5.0) == pytest.approx(0.1)
+
+
+def test_once_confirmed_a_429_cuts_the_pace_not_a_second_that_held_a_pause_of_ours():
+    state = AimdState(initial=16, ceiling=16)
+    now = _taught_a_rate(state, 0.0)
+    state.rate = 100.0  # grown back to 100 a second by now
+    for _ in range(20):  # then our process stalls: 20 starts in the last second, not 100
+        started = state.start(now)
+        state.finish(started, now + 0.05, 200)
+        now += 0.05
+    state.rate = 100.0
+    started = state.start(now)
+    state.finish(started, now + 0.05, 429)
+    assert state.rate == pytest.approx(100.0 * RATE_DECREASE)
 
 
 def test_bad_settings_are_refused():
