@@ -565,8 +565,9 @@ def _limited_bound(unlimited: dict[str, Any] | None, args: argparse.Namespace) -
     if sent < args.rate_limit * 1.1:
         return f"; unlimited, this client sent only {sent:.0f} req/s: its own speed (CPU, ramp-up), not the bucket, is the bound"
     return (
-        f"; unlimited, this client sent {sent:.0f} req/s: the pace it learns is the bound (each 429 "
-        "cuts the rate 10% and costs a retry ≥ 0.25 s; the first comes mid-ramp-up)"
+        f"; unlimited, this client sent {sent:.0f} req/s, but paced it starts fewer: its own full "
+        "garbage collections stop every thread 120-210 ms a second, and pacing cannot make that up "
+        'without bursting past the gateway (benchmarks/README.md, "Under a rate limit: the hook at 100 req/s")'
     )
 
 
