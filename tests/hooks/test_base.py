@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import threading
 from datetime import timedelta
 
@@ -12,6 +14,7 @@ from airflow_provider_fulfillment.drift import state_fields
 from airflow_provider_fulfillment.hooks import base
 from airflow_provider_fulfillment.hooks.base import raw_bytes_page
 from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
+from airflow_provider_fulfillment.rawpages import RawRecord
 from airflow_provider_fulfillment.vendors import VENDORS
 from tests.fakes import BASE, FakeDropStream, Recorder, dropstream_order
 
@@ -98,3 +101,26 @@ def test_the_state_fields_are_the_ones_the_drift_meter_reads():
     assert state_fields("dcl", "orders") == ("order_stage", "is_cancelled")
     assert state_fields("dcl", "shipments") == ()  # built from orders, no state table of its own
     assert state_fields("stream", "orders") == ("status",)
+
+
+def test_raw_dicts_travel_untracked_and_are_built_only_as_the_caller_takes_them(set_connection):
+    """Dicts built in the paging threads and held by the read-ahead reach the collector's oldest
+    generation, whose full passes stop every thread: in flight, a record is untracked bytes."""
+    orders = [dropstream_order(i) for i in range(120)]
+    set_connection("ds", "dropstream", HOST, "api-user", "secret", max_wait=0, max_concurrency=4)
+    hook = DropStreamHook("ds", transport=httpx.MockTransport(FakeDropStream(orders)))
+    in_flight: list[object] = []
+    send_page = hook.send_page
+
+    def recording(request, parse):
+        page = send_page(request, parse)
+        in_flight.extend(page.records)
+        return page
+
+    hook.send_page = recording  # type: ignore[method-assign]
+    taken = list(hook.iter_orders(window=(BASE, BASE + timedelta(minutes=120)), limit=10, raw=True))
+
+    assert taken == json.loads(json.dumps(orders))  # the vendor's objects, in order, each once
+    assert all(type(record) is dict for record in taken)
+    assert in_flight and {type(record) for record in in_flight} == {RawRecord}
+    assert not any(gc.is_tracked(record) for record in in_flight)

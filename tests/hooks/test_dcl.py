@@ -193,6 +193,15 @@ def test_dcl_error_code_in_200_raises(dcl):
         list(hook.iter_orders())
 
 
+@pytest.mark.parametrize("raw", [False, True, "bytes"])
+def test_dcl_error_code_in_200_without_orders_raises_the_vendor_error_on_every_path(dcl, raw):
+    """A real DCL may leave `orders` out of an error answer: still its error, never "no orders"."""
+    hook, rec = dcl([dcl_order(1, _modified(1))])
+    rec.script = [json_response(200, {"error_code": 12, "error_message": "Invalid filter"})]
+    with pytest.raises(FulfillmentVendorError, match="HTTP 200: error_code 12: Invalid filter"):
+        list(hook.iter_orders(raw=raw))
+
+
 def test_dcl_window_on_modified_at_is_sent_with_offsets_and_trimmed(dcl):
     # 08:00-08:09 Pacific = 16:00-16:09 UTC.
     hook, rec = dcl([dcl_order(i, _modified(i)) for i in range(10)])
