@@ -878,10 +878,15 @@ def dropstream_plan(
 # --------------------------------------------------------------------------- DCL
 
 
+def is_error_code(code: Any) -> bool:
+    """Whether an `error_code` in an answer reports an error (absent, 0 and "0" say none)."""
+    return code not in (None, 0, "0")
+
+
 def check_dcl(page: Page[Any]) -> None:
     """DCL reports errors inside HTTP 200 answers too: `error_code != 0` is an error, never a page."""
     code = page.meta.get("error_code")
-    if code not in (None, 0, "0"):
+    if is_error_code(code):
         raise VendorRejected(code=code, message=page.meta.get("error_message") or "")
 
 

@@ -32,7 +32,7 @@ from airflow_provider_fulfillment.errors import (
     VendorRejected,
 )
 from airflow_provider_fulfillment.http import ClientSettings, HttpCore
-from airflow_provider_fulfillment.paging import Evidence, Page, PageRequest, Plan
+from airflow_provider_fulfillment.paging import Evidence, Page, PageRequest, Plan, is_error_code
 from airflow_provider_fulfillment.rawpages import PageSplitter, RawRecord
 from airflow_provider_fulfillment.readahead import ReadAheadBudget
 from airflow_provider_fulfillment.vendors import VendorDeclaration
@@ -714,7 +714,7 @@ def raw_page(
             raise InvalidBody(f"expected a JSON object, got {type(body).__name__}")
         records = body.get(key)
         if records is None:
-            if body.get("error_code") not in (None, 0, "0"):
+            if is_error_code(body.get("error_code")):
                 return Page([], {name: body.get(name) for name in meta_keys})  # the plan says why
             raise missing_records(key, body)
         if not isinstance(records, list):
@@ -769,7 +769,7 @@ def raw_bytes_page(
             records, meta = splitter.split(response.content)
         except MissingRecords:
             body = from_json(response.content)
-            if body.get("error_code") not in (None, 0, "0"):  # as `raw_page`: the plan says why
+            if is_error_code(body.get("error_code")):  # as `raw_page`: the plan says why
                 return Page([], {name: body.get(name) for name in meta_keys})
             raise missing_records(key, body) from None  # with the vendor's words
         return Page(records, meta)
