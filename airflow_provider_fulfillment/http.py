@@ -603,16 +603,7 @@ def _parsed(response: httpx.Response, parse: Callable[[httpx.Response], Any] | N
     try:
         return parse(response)
     except ValidationError as error:
-        problems = error.errors(include_url=False, include_input=False)
-        truncated = any(p.get("type") == "json_invalid" for p in problems)
-        where = "; ".join(
-            f"{'.'.join(str(part) for part in p.get('loc', ())) or 'body'}: {p.get('msg')}"
-            for p in problems[:5]
-        )
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise BodyUnreadable(
-            response.status_code, f"invalid response body: {where}{more}", truncated
-        ) from None
+        raise invalid_body(response.status_code, error) from None
     except InvalidBody as error:  # well-formed, wrong shape: retrying will not help (unless transient)
         raise BodyUnreadable(
             response.status_code, f"invalid response body: {clip(str(error))}", error.transient
@@ -621,6 +612,19 @@ def _parsed(response: httpx.Response, parse: Callable[[httpx.Response], Any] | N
         raise BodyUnreadable(
             response.status_code, f"response body is not JSON: {clip(str(error))}", True
         ) from None
+
+
+def invalid_body(status: int, error: Any, within: tuple[str | int, ...] = ()) -> BodyUnreadable:
+    """A pydantic `ValidationError` as the body error, each problem located in the body
+    (`orders.3.created_at: ...`; `within` is where the validated part lies, for one record)."""
+    problems = error.errors(include_url=False, include_input=False)
+    truncated = any(p.get("type") == "json_invalid" for p in problems)
+    where = "; ".join(
+        f"{'.'.join(str(part) for part in (*within, *p.get('loc', ()))) or 'body'}: {p.get('msg')}"
+        for p in problems[:5]
+    )
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return BodyUnreadable(status, f"invalid response body: {where}{more}", truncated)
 
 
 def _relative(path: str) -> str:

@@ -138,10 +138,8 @@ class PageSplitter:
             raise ValueError(_json_error(body)) from None
         meta = {name: getattr(page, name) for name in self.meta}
         decoded = getattr(page, self.key)
-        if decoded is _UNSET:  # a 200 without its records: never an empty last page
-            raise MissingRecords(f"the answer has no '{self.key}'")
-        if decoded is None:
-            return [], meta
+        if decoded is _UNSET or decoded is None:  # a 200 without its records: never an empty last page
+            raise MissingRecords(f"the answer has no '{self.key}'")  # (the caller reads any error_code)
         return [RawRecord(bytes(raw), fields) for raw, fields in zip(slices, decoded, strict=True)], meta
 
 

@@ -13,6 +13,7 @@ from airflow_provider_fulfillment import vendors
 from airflow_provider_fulfillment.hooks.base import (
     FulfillmentHook,
     Query,
+    RecordModels,
     RecordState,
     Resource,
     boolean,
@@ -304,14 +305,11 @@ class DclHook(FulfillmentHook):
             modified=self.modified_range(query),
             modified_of=lambda order: self.record_time(order, "modified_at"),
         )
-        parse = (
-            self.parse_raw_bytes_page
-            if query.raw == "bytes" and query.resource == "orders"
-            else self.parse_raw_page
-            if query.raw
-            else self.parse_page
-        )
-        return self.run_plan(plan, parse)
+        if not query.raw:  # shipments too: they are built from their orders' models
+            return self.run_plan(plan, self.parse_raw_bytes_page, RecordModels(DclOrder, "orders"))
+        if query.raw == "bytes" and query.resource == "orders":
+            return self.run_plan(plan, self.parse_raw_bytes_page)
+        return self.run_plan(plan, self.parse_raw_page)
 
     @staticmethod
     def modified_range(query: Query) -> Window:

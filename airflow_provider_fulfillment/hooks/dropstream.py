@@ -13,6 +13,7 @@ from airflow_provider_fulfillment import vendors
 from airflow_provider_fulfillment.hooks.base import (
     FulfillmentHook,
     Query,
+    RecordModels,
     RecordState,
     Resource,
     bounded_int,
@@ -205,7 +206,10 @@ class DropStreamHook(FulfillmentHook):
             admit=self.in_window(field_name),
             cap=self.result_cap,
         )
-        return self.run_plan(plan, self.parse_page(query.resource, query.raw))
+        if query.raw:
+            return self.run_plan(plan, self.parse_page(query.resource, query.raw))
+        models = RecordModels(self.model_for(query.resource), query.resource)
+        return self.run_plan(plan, self.parse_page(query.resource, "bytes"), models)
 
     def count_records(self, resource, window, *, window_field=None, **filters):  # type: ignore[override]
         """`total_count` of a one-record session-opening request (not capped at 10,000)."""

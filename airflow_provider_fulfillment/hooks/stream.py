@@ -12,6 +12,7 @@ from airflow_provider_fulfillment.errors import FulfillmentAPIError
 from airflow_provider_fulfillment.hooks.base import (
     FulfillmentHook,
     Query,
+    RecordModels,
     RecordState,
     Resource,
     missing_records,
@@ -100,14 +101,10 @@ class StreamHook(FulfillmentHook):
 
     def fetch(self, query: Query) -> Iterator[StreamOrder]:
         plan = stream_plan("/orders", query.params, id_of=self.record_id)
-        parse = (
-            self.parse_raw_bytes_page
-            if query.raw == "bytes"
-            else self.parse_raw_page
-            if query.raw
-            else self.parse_page
-        )
-        return self.run_plan(plan, parse)
+        if query.raw is True:
+            return self.run_plan(plan, self.parse_raw_page)
+        models = None if query.raw else RecordModels(StreamOrder, "orders")
+        return self.run_plan(plan, self.parse_raw_bytes_page, models)
 
     def normalize(self, resource: Resource, record: Any) -> Any:
         if type(record) is RawRecord:

@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from airflow_provider_fulfillment.drift import state_fields
+from airflow_provider_fulfillment.errors import FulfillmentAPIError
 from airflow_provider_fulfillment.hooks import base
 from airflow_provider_fulfillment.hooks.base import raw_bytes_page
-from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
+from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook, DropStreamOrder
 from airflow_provider_fulfillment.rawpages import RawRecord
 from airflow_provider_fulfillment.vendors import VENDORS
 from tests.fakes import BASE, FakeDropStream, Recorder, dropstream_order
@@ -103,12 +104,8 @@ def test_the_state_fields_are_the_ones_the_drift_meter_reads():
     assert state_fields("stream", "orders") == ("status",)
 
 
-def test_raw_dicts_travel_untracked_and_are_built_only_as_the_caller_takes_them(set_connection):
-    """Dicts built in the paging threads and held by the read-ahead reach the collector's oldest
-    generation, whose full passes stop every thread: in flight, a record is untracked bytes."""
-    orders = [dropstream_order(i) for i in range(120)]
-    set_connection("ds", "dropstream", HOST, "api-user", "secret", max_wait=0, max_concurrency=4)
-    hook = DropStreamHook("ds", transport=httpx.MockTransport(FakeDropStream(orders)))
+def records_in_flight(hook: DropStreamHook) -> list[object]:
+    """Every record of every page the hook's paging threads receive, as they hand it over."""
     in_flight: list[object] = []
     send_page = hook.send_page
 
@@ -118,9 +115,69 @@ def test_raw_dicts_travel_untracked_and_are_built_only_as_the_caller_takes_them(
         return page
 
     hook.send_page = recording  # type: ignore[method-assign]
+    return in_flight
+
+
+def test_raw_dicts_travel_untracked_and_are_built_only_as_the_caller_takes_them(set_connection):
+    """Dicts built in the paging threads and held by the read-ahead reach the collector's oldest
+    generation, whose full passes stop every thread: in flight, a record is untracked bytes."""
+    orders = [dropstream_order(i) for i in range(120)]
+    set_connection("ds", "dropstream", HOST, "api-user", "secret", max_wait=0, max_concurrency=4)
+    hook = DropStreamHook("ds", transport=httpx.MockTransport(FakeDropStream(orders)))
+    in_flight = records_in_flight(hook)
     taken = list(hook.iter_orders(window=(BASE, BASE + timedelta(minutes=120)), limit=10, raw=True))
 
     assert taken == json.loads(json.dumps(orders))  # the vendor's objects, in order, each once
     assert all(type(record) is dict for record in taken)
     assert in_flight and {type(record) for record in in_flight} == {RawRecord}
     assert not any(gc.is_tracked(record) for record in in_flight)
+
+
+def test_models_travel_as_untracked_bytes_and_are_validated_only_as_the_caller_takes_them(
+    set_connection, monkeypatch
+):
+    """A page of models held until consumed outlives the collector's young generations; each one
+    is built from its bytes as it is taken, so none outlives its turn unless the caller keeps it."""
+    orders = [dropstream_order(i) for i in range(40)]
+    set_connection("ds", "dropstream", HOST, "api-user", "secret", max_wait=0, max_concurrency=4)
+    hook = DropStreamHook("ds", transport=httpx.MockTransport(FakeDropStream(orders)))
+    built: list[int] = []
+
+    class CountedOrder(DropStreamOrder):
+        @classmethod
+        def model_validate_json(cls, data, **kwargs):  # type: ignore[override]
+            built.append(1)
+            return DropStreamOrder.model_validate_json(data, **kwargs)
+
+    monkeypatch.setattr(DropStreamHook, "model_for", lambda self, resource: CountedOrder)
+    in_flight = records_in_flight(hook)
+    records = hook.iter_orders(window=(BASE, BASE + timedelta(minutes=40)), limit=10)
+    first = next(records)
+
+    assert len(built) == 1 and len(in_flight) >= 10  # a whole page read, one model built
+    assert {type(record) for record in in_flight} == {RawRecord}
+    assert not any(gc.is_tracked(record) for record in in_flight)
+    taken = [first, *records]
+    assert taken == [DropStreamOrder.model_validate(order) for order in orders]  # in order, each once
+    assert len(built) == 40
+
+
+def test_a_record_that_fails_validation_is_named_by_its_request_and_place_in_the_page(set_connection):
+    orders = [dropstream_order(i) for i in range(25)]
+    orders[13]["shipping_amount"] = "lots"  # page 2, its fourth record
+    set_connection("ds", "dropstream", HOST, "api-user", "secret", max_wait=0, max_concurrency=1)
+    recorder = Recorder(FakeDropStream(orders))
+    hook = DropStreamHook("ds", transport=httpx.MockTransport(recorder))
+    taken: list[int] = []
+
+    with pytest.raises(FulfillmentAPIError) as raised:
+        for order in hook.iter_orders(paging="session", limit=10):
+            taken.append(order.id)
+
+    assert taken == list(range(13))  # everything before it, each once
+    assert str(raised.value) == (
+        "DropStream connection 'ds': GET /orders?session_id=s1 failed: HTTP 200: invalid response body: "
+        "orders.3.shipping_amount: Value error, not a decimal number: 'lots' (the response body was not "
+        "what the API documents)"
+    )
+    assert len(recorder.data_requests("/dropstream/orders")) == 2  # not retried: it will not change

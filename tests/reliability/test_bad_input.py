@@ -276,8 +276,8 @@ ROWS: dict[str, Any] = {
         FulfillmentAPIError,
         f"DCL connection '{CONN_ID}': GET /orders?modified_from=2025-11-30T23%3A59%3A59%2B00%3A00&"
         "modified_to=2025-12-02T00%3A00%3A01%2B00%3A00&page_size=100&page=1 failed after 2 attempts: "
-        "HTTP 200: invalid response body: body: Invalid JSON: expected value at line 1 column 1 (the response "
-        "body was not what the API documents)",
+        "HTTP 200: response body is not JSON: expected value at line 1 column 1 (the response body was not "
+        "what the API documents)",
         conn="fake",
         routes={"/orders": HTML},
         requests=None,
