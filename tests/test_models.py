@@ -423,6 +423,7 @@ def test_dcl_order_to_common() -> None:
     assert shipped.to_common() == Order(
         vendor="dcl",
         id="TEST02",
+        account="10501",  # with id, the identity: two accounts may share a number
         number="TEST02",
         status="shipped",
         raw_status="60",
@@ -440,6 +441,7 @@ def test_dcl_order_to_common() -> None:
     assert received.to_common() == Order(
         vendor="dcl",
         id="TEST03",
+        account="10501",  # with id, the identity: two accounts may share a number
         number="TEST03",
         status="processing",
         raw_status="10",
@@ -482,6 +484,7 @@ def test_dcl_shipments_to_common() -> None:
         Shipment(
             vendor="dcl",
             id="5721085",
+            account="10501",
             order_id="TEST02",
             tracking_numbers=["1Z05R2W10381474503", "1Z05R2W10381474504"],
             status="delivered",

@@ -17,6 +17,16 @@ class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+# The vendor's account (DCL's `account_number`), which with `id` identifies a record: two DCL
+# accounts may share an order number. Left out of dumps when None (vendors without accounts), so
+# their normalized files are unchanged.
+Account = Field(default=None, exclude_if=_is_none)
+
+
 class LineItem(_Common):
     """One ordered or shipped line. `line_id` is what a shipment points back to (when the vendor says)."""
 
@@ -28,6 +38,7 @@ class LineItem(_Common):
 class Order(_Common):
     vendor: Vendor
     id: str
+    account: str | None = Account
     number: str | None = None  # the human-facing number: external_display_id, order_number, reference_number
     status: Status
     raw_status: str
@@ -42,6 +53,7 @@ class Order(_Common):
 class Shipment(_Common):
     vendor: Vendor
     id: str
+    account: str | None = Account
     order_id: str | None
     tracking_numbers: list[str] = Field(default_factory=list)
     status: Status

@@ -199,6 +199,7 @@ class DclShipment(VendorModel):
         return Shipment(
             vendor="dcl",
             id=str(self.ship_id),
+            account=self.account_number,
             order_id=self.order_number,
             tracking_numbers=self.tracking_numbers(),
             status=status,
@@ -303,6 +304,7 @@ class DclOrder(VendorModel):
         return Order(
             vendor="dcl",
             id=self.order_number,
+            account=self.account_number,
             number=self.order_number,
             status=_ORDER_STATES.normalize(raw),
             raw_status=raw,

@@ -119,7 +119,9 @@ def manifest_rows(
         )
         if normalized:
             if resource == target:
-                yield LedgerRow(record, None, account, observed_at=observed_at, conn_id=conn_id)
+                yield LedgerRow(
+                    record, None, record.account or account, observed_at=observed_at, conn_id=conn_id
+                )
             continue
         raw = _raw_text(document)
         record_account = declaration.account_of(record) or account

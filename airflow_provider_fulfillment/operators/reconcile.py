@@ -216,7 +216,7 @@ def _to_common(vendor: str, resource: str) -> Any:
         if not account:
             return common
         return with_account.model_construct(
-            common.model_fields_set | {"account"}, **common.__dict__, account=account
+            common.model_fields_set | {"account"}, **{**common.__dict__, "account": account}
         )
 
     return to_common

@@ -50,9 +50,9 @@ def world_records(world: Any) -> tuple[list[Any], list[Any]]:
     for j in range(dcl.n):
         order = DclOrder.model_validate_json(dcl.order_bytes(j))
         account = order.account_number or ""
-        orders.append(LedgerOrder(**order.to_common().model_dump(), account=account))
+        orders.append(LedgerOrder(**{**order.to_common().model_dump(), "account": account}))
         shipments.extend(
-            LedgerShipment(**shipment.model_dump(), account=account)
+            LedgerShipment(**{**shipment.model_dump(), "account": account})
             for shipment in order.to_common_shipments()
         )
     for s in range(stream.n):

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_fulfillment.hooks import get_hook
 from airflow_provider_fulfillment.ledger import Ledger
+from airflow_provider_fulfillment.models.common import Order
 from airflow_provider_fulfillment.models.states import known_states, normalize
 from airflow_provider_fulfillment.operators.extract import FulfillmentExtractOperator
 from airflow_provider_fulfillment.operators.ledger import (
@@ -19,6 +20,7 @@ from airflow_provider_fulfillment.operators.ledger import (
     FulfillmentLedgerLoadOperator,
     creation_windows,
     flatten_manifests,
+    manifest_rows,
 )
 from airflow_provider_fulfillment.rules.types import record_key
 from airflow_provider_fulfillment.windows import to_aware_datetime
@@ -459,3 +461,46 @@ def test_a_load_is_one_transaction_a_failure_after_the_orders_leaves_the_previou
             "fulfillment_state_changes": 4,
             "fulfillment_watermarks": 1,
         }
+
+
+def test_normalized_dcl_files_keep_each_record_s_account_through_the_load(sandbox, tmp_path, monkeypatch):
+    """DCL's identity is (account_number, order_number): a normalized file that dropped the account
+    loaded every order under the operator's one account, so two accounts' same number were one row."""
+    raw = extract("dcl_default", "orders", tmp_path / "raw")
+    normalized = FulfillmentExtractOperator(
+        task_id="x_dcl_common",
+        conn_id="dcl_default",
+        resource="orders",
+        destination=str(tmp_path / "common"),
+        window=DAY1,
+        normalized=True,
+    ).execute({})
+    lines = manifest_lines(normalized)
+    assert lines and all(line["account"] for line in lines)  # every sandbox DCL order names its account
+
+    def keys(manifest: dict, name: str) -> set[tuple[str, str]]:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_FULFILLMENT_LEDGER",
+            json.dumps({"conn_type": "sqlite", "host": str(tmp_path / f"{name}.db")}),
+        )
+        load([manifest], observed_at=END)
+        with Ledger() as ledger:
+            return {(o.account, o.id) for o in ledger.iter_records("orders", vendor="dcl")}
+
+    from_raw = keys(raw, "raw")
+    assert keys(normalized, "common") == from_raw
+    assert len({account for account, _ in from_raw}) > 1 and len(from_raw) == raw["records"]
+
+
+def test_two_dcl_accounts_sharing_an_order_number_in_a_normalized_file_are_two_rows(tmp_path):
+    orders = [
+        Order(vendor="dcl", id="D1", account=account, status="processing", raw_status="10")
+        for account in ("10501", "10502")
+    ]
+    path = tmp_path / "dcl.common.jsonl"
+    path.write_text("".join(order.model_dump_json() + "\n" for order in orders))
+    manifest = {"uri": path.as_uri(), "vendor": "dcl", "resource": "orders", "normalized": True}
+
+    rows = list(manifest_rows(manifest, "orders", "", END))
+
+    assert [(row.account, row.record.id) for row in rows] == [("10501", "D1"), ("10502", "D1")]
