@@ -40,6 +40,7 @@ from airflow_provider_fulfillment.operators._storage import (
     uri_of,
 )
 from airflow_provider_fulfillment.operators.extract import RESOURCES, closed_after
+from airflow_provider_fulfillment.rawpages import RawRecord
 from airflow_provider_fulfillment.rules.types import RunRef
 from airflow_provider_fulfillment.vendors import declaration_of
 from airflow_provider_fulfillment.windows import to_aware_datetime
@@ -284,7 +285,13 @@ def _conn_of(wanted: Iterable[tuple[Mapping[str, Any], Any]]) -> str | None:
     return conn_ids.pop() if len(conn_ids) == 1 else None
 
 
-def _raw_id(hook: FulfillmentHook, resource: str, record: Mapping[str, Any]) -> str:
+def vendor_line(record: Any) -> bytes:
+    """A record as the vendor sent it (its bytes), as an extract writes it; a record the client
+    assembled (a DCL shipment from its order) as compact JSON."""
+    return record.raw if type(record) is RawRecord else to_json(record)
+
+
+def _raw_id(hook: FulfillmentHook, resource: str, record: Mapping[str, Any] | RawRecord) -> str:
     """The record's identity in the vendor's JSON, as the hook declares it (DCL: account and number)."""
     fields = hook.identity_fields[resource]
     return "/".join(str(record.get(name)) for name in fields)
@@ -426,7 +433,7 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
             writer = JsonLinesWriter(sink)
             for label, query in self._queries(hook, start, end, open_ids):
                 try:
-                    records = hook.iter_records(self.resource, raw=True, **query)
+                    records = hook.iter_records(self.resource, raw="bytes", **query)
                 except ValueError as error:
                     raise AirflowFailException(f"{self.task_id}: {error}") from None
                 with closed_after(records):
@@ -436,7 +443,7 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
                         if ident in seen:
                             continue
                         seen.add(ident)
-                        writer.write_line(to_json(record))
+                        writer.write_line(vendor_line(record))
                         count += 1
                 per_query[label] = count
             lookups = self._look_up_missing(hook, open_ids, created, seen, writer)
@@ -528,13 +535,13 @@ class FulfillmentChangeCaptureOperator(BaseOperator):
         times = [when for ident in missing if (when := created.get(ident)) is not None]
         found = 0
         for window in creation_windows(times):
-            records = hook.iter_records(self.resource, raw=True, window=window)
+            records = hook.iter_records(self.resource, raw="bytes", window=window)
             with closed_after(records):
                 for record in records:
                     ident = _raw_id(hook, self.resource, record)
                     if ident in wanted and ident not in seen:
                         seen.add(ident)
-                        writer.write_line(to_json(record))
+                        writer.write_line(vendor_line(record))
                         found += 1
         return found
 

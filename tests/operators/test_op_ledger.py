@@ -504,3 +504,30 @@ def test_two_dcl_accounts_sharing_an_order_number_in_a_normalized_file_are_two_r
     rows = list(manifest_rows(manifest, "orders", "", END))
 
     assert [(row.account, row.record.id) for row in rows] == [("10501", "D1"), ("10502", "D1")]
+
+
+def test_a_capture_file_holds_the_vendor_s_bytes_as_an_extract_does(ledger_file, set_connection, monkeypatch):
+    """Re-serialized, a captured record's raw text differed from the same record loaded from an
+    extract (spacing, number spelling), and the ledger compares raw text: the capture writes bytes."""
+    import httpx
+
+    from airflow_provider_fulfillment.hooks.dropstream import DropStreamHook
+    from airflow_provider_fulfillment.operators import ledger as ledger_operators
+    from tests.fakes import BASE, FakeDropStream, dropstream_order
+
+    orders = [dropstream_order(i) for i in range(5)]
+    fake = FakeDropStream(orders)  # json.dumps' own spacing: '{"id": 0, "store_id": 7, ...}'
+    set_connection("ds", "dropstream", "http://ds.test/dropstream", "api-user", "secret", max_wait=0)
+    monkeypatch.setattr(
+        ledger_operators,
+        "get_hook",
+        lambda conn_id: DropStreamHook(conn_id, transport=httpx.MockTransport(fake)),
+    )
+    end = BASE + timedelta(days=1)
+    manifest = capture_operator("ds", "orders", end, ledger_file, initial_lookback=timedelta(days=2)).execute(
+        {}
+    )
+
+    assert Path(to_path_of(manifest)).read_bytes().splitlines() == [
+        json.dumps(order).encode() for order in orders
+    ]
