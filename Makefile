@@ -31,7 +31,7 @@ test-soak: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_provider_fulfillment tests dags benchmarks scripts
-	$(VENV)/bin/ruff format --check airflow_provider_fulfillment tests dags benchmarks scripts
+	$(VENV)/bin/ruff format --check airflow_provider_fulfillment tests dags benchmarks scripts README.md benchmarks/README.md airflow_provider_fulfillment/sandbox/README.md
 
 sandbox: $(STAMP)
 	$(PY) -m airflow_provider_fulfillment.sandbox --port 8088
