@@ -182,8 +182,11 @@ def test_dcl_refuses_a_server_that_ignores_the_modified_filter(set_connection):
         FulfillmentError, match="^DCL ignored the modified_from/modified_to filter: /orders with "
     ):
         list(hook.iter_orders())
-    # page 1, then its two slices (in flight together): the first answered names the filter
-    assert len(rec.data_requests("/dcl/api/v1/orders")) == 3
+    # page 1, then its two slices, issued together: the first answered names the filter, and the
+    # other is cancelled if it has not gone out yet (it had not, once, in CI). Nothing is cut again.
+    first, *slices = rec.data_requests("/dcl/api/v1/orders")
+    assert "modified_from" not in first and "modified_to" not in first
+    assert 1 <= len(slices) <= 2 and all({"modified_from", "modified_to"} & set(part) for part in slices)
 
 
 def test_dcl_error_code_in_200_raises(dcl):
